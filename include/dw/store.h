@@ -1,0 +1,91 @@
+/*
+ * store.h - stage 4: the SQLite store (WAL mode).
+ *
+ * Reports are deduplicated by (org_name, report_id, policy_domain, begin,
+ * end) plus a SHA-256 over the canonical metadata and record multiset: the
+ * same key and hash is a duplicate (skipped, counted); the same key with a
+ * different hash is a revision (stored; the newest wins; quirk
+ * "revised-report"). Records are folded: identical rows are summed.
+ *
+ * One transaction per input item (a file or a mail), with one savepoint per
+ * report inside it, so a mail with three reports is all-or-nothing and a
+ * duplicate report costs nothing.
+ *
+ * The schema carries a version (PRAGMA user_version) and is migrated forward
+ * on open. Nothing here knows about days or time zones: see aggregate.h.
+ */
+#ifndef DW_STORE_H
+#define DW_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dw/report.h"
+#include "dw/util.h"
+
+struct dw_store;
+struct dw_store_report;
+
+/* Where an input item came from; all borrowed, NULL/-1 when unknown. */
+struct dw_provenance {
+	const char *kind;        /* "file", "imap", "maildir", "stdin" */
+	const char *source;      /* the file path, or the account name */
+	const char *member;      /* zip member or MIME part description, may be NULL */
+	const char *message_id;
+	int64_t uidvalidity, uid;/* IMAP; -1 otherwise */
+	int64_t received;        /* seconds UTC: INTERNALDATE / file mtime; -1 unknown */
+};
+
+enum dw_store_outcome {
+	DW_STORED_NEW = 1,
+	DW_STORED_DUPLICATE,
+	DW_STORED_REVISION,
+};
+
+/* Open (creating and migrating as needed). Fails with DW_E_STORE. */
+int dw_store_open(const char *path, struct dw_store **out, char *err, size_t errlen);
+void dw_store_close(struct dw_store *s); /* NULL-safe */
+
+/* The item transaction. */
+int dw_store_begin(struct dw_store *s, char *err, size_t errlen);
+int dw_store_commit(struct dw_store *s, char *err, size_t errlen);
+void dw_store_rollback(struct dw_store *s);
+
+/*
+ * Write one report inside the item transaction: begin, then one call per
+ * record as the parser delivers them, then end (or abort). end() decides
+ * new / duplicate / revision from the key and hash; a duplicate's rows are
+ * rolled back to the report's savepoint. abort() rolls back the report only.
+ * The handle is freed by end() and abort(), whatever they return.
+ */
+int dw_store_report_begin(struct dw_store *s, const struct dw_provenance *prov,
+                          struct dw_store_report **out, char *err, size_t errlen);
+int dw_store_report_record(struct dw_store_report *r, const struct dw_record *rec, char *err, size_t errlen);
+int dw_store_report_end(struct dw_store_report *r, const struct dw_report_meta *meta,
+                        const struct dw_quirks *quirks, const struct dw_totals *totals,
+                        enum dw_store_outcome *outcome, char *err, size_t errlen);
+void dw_store_report_abort(struct dw_store_report *r);
+
+/* Rows for aggregation: current (non-superseded) reports overlapping
+ * [from, to) and, when domain is not NULL, for that policy domain; counts are
+ * summed per report and per result (and per source IP when by_source). */
+struct dw_store_query {
+	const char *domain;      /* NULL = all */
+	int64_t from, to;        /* seconds UTC; INT64_MIN/INT64_MAX for open ends */
+	int by_source;           /* group by source_ip as well */
+};
+struct dw_store_row {        /* valid during the callback only */
+	int64_t report;          /* report row id */
+	const char *domain, *org_name, *source_ip; /* source_ip NULL unless by_source */
+	int64_t begin, end;
+	const char *disposition, *dkim, *spf;       /* may be NULL */
+	uint64_t count;
+};
+int dw_store_foreach(struct dw_store *s, const struct dw_store_query *q,
+                     int (*cb)(void *ctx, const struct dw_store_row *row), void *ctx,
+                     char *err, size_t errlen);
+
+/* Counters for tests and `import`: number of current reports and records. */
+int dw_store_counts(struct dw_store *s, int64_t *reports, int64_t *records, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,165 @@
+/* util.c - allocation, error formatting, quirks. See dw/util.h. */
+#include "dw/util.h"
+#include "dw/limits.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static DW_NORETURN void
+oom(size_t n)
+{
+	/* The one place below main that terminates: running out of memory
+	 * leaves no sane way to continue (OpenSMTPD and isync do the same). */
+	fprintf(stderr, "dmarcwatch: out of memory allocating %zu bytes\n", n);
+	abort();
+}
+
+void *
+xmalloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+	if (p == NULL)
+		oom(n);
+	return p;
+}
+
+void *
+xcalloc(size_t n, size_t size)
+{
+	void *p = calloc(n ? n : 1, size ? size : 1);
+	if (p == NULL)
+		oom(n * size);
+	return p;
+}
+
+void *
+xrealloc(void *p, size_t n)
+{
+	void *q = realloc(p, n ? n : 1);
+	if (q == NULL)
+		oom(n);
+	return q;
+}
+
+void *
+xreallocarray(void *p, size_t n, size_t size)
+{
+	if (size != 0 && n > SIZE_MAX / size)
+		oom(SIZE_MAX);
+	return xrealloc(p, n * size);
+}
+
+char *
+xstrdup(const char *s)
+{
+	if (s == NULL)
+		return NULL;
+	return xstrndup(s, strlen(s));
+}
+
+char *
+xstrndup(const char *s, size_t n)
+{
+	char *p = xmalloc(n + 1);
+	memcpy(p, s, n);
+	p[n] = '\0';
+	return p;
+}
+
+char *
+xasprintf(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		oom(0);
+	char *p = xmalloc((size_t)n + 1);
+	va_start(ap, fmt);
+	vsnprintf(p, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	return p;
+}
+
+int
+dw_err(char *err, size_t errlen, int rc, const char *fmt, ...)
+{
+	if (err != NULL && errlen > 0) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return rc;
+}
+
+void
+dw_quirks_add(struct dw_quirks *q, const char *fmt, ...)
+{
+	char buf[256];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof buf, fmt, ap);
+	va_end(ap);
+	if (dw_quirks_has(q, buf) || q->n >= DW_QUIRKS_MAX)
+		return;
+	q->v = xreallocarray(q->v, q->n + 1, sizeof *q->v);
+	q->v[q->n++] = xstrdup(buf);
+}
+
+void
+dw_quirks_merge(struct dw_quirks *dst, const struct dw_quirks *src)
+{
+	for (size_t i = 0; i < src->n; i++)
+		dw_quirks_add(dst, "%s", src->v[i]);
+}
+
+int
+dw_quirks_has(const struct dw_quirks *q, const char *quirk)
+{
+	for (size_t i = 0; i < q->n; i++)
+		if (strcmp(q->v[i], quirk) == 0)
+			return 1;
+	return 0;
+}
+
+void
+dw_quirks_clear(struct dw_quirks *q)
+{
+	for (size_t i = 0; i < q->n; i++)
+		free(q->v[i]);
+	free(q->v);
+	q->v = NULL;
+	q->n = 0;
+}
+
+const char *
+dw_fmt_size(uint64_t bytes, char *buf, size_t buflen)
+{
+	static const char *unit[] = {"bytes", "KiB", "MiB", "GiB", "TiB"};
+	size_t u = 0;
+	uint64_t v = bytes;
+	while (v >= 1024 && v % 1024 == 0 && u + 1 < sizeof unit / sizeof unit[0]) {
+		v /= 1024;
+		u++;
+	}
+	snprintf(buf, buflen, "%" PRIu64 " %s", v, unit[u]);
+	return buf;
+}
+
+void
+dw_limits_default(struct dw_limits *l)
+{
+	l->mail_max = UINT64_C(64) << 20;
+	l->decompressed_max = UINT64_C(512) << 20;
+	l->ratio_max = 2000;
+	l->ratio_grace = UINT64_C(1) << 20;
+	l->zip_members_max = 32;
+	l->rfc822_depth_max = 3;
+	l->records_max = 20000000;
+	l->xml_depth_max = 32;
+}

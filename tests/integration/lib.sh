@@ -1,0 +1,49 @@
+# lib.sh - helpers for the integration tests (bash, TAP output).
+# Each test gets a private temp dir ($T) removed on exit, and
+# $DMARCWATCH (the binary under test; ./dmarcwatch by default).
+set -u
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+DMARCWATCH=${DMARCWATCH:-$ROOT/dmarcwatch}
+DATA=$ROOT/tests/data
+T=$(mktemp -d "${TMPDIR:-/tmp}/dw-test.XXXXXX")
+trap 'rm -rf "$T"; jobs -p | xargs -r kill 2>/dev/null' EXIT
+cd "$ROOT"
+_n=0
+_failed=0
+
+ok() { # ok COND-EXIT-STATUS NAME
+	_n=$((_n + 1))
+	if [ "$1" -eq 0 ]; then
+		echo "ok $_n - $2"
+	else
+		echo "not ok $_n - $2"
+		_failed=$((_failed + 1))
+	fi
+}
+is() { # is GOT WANT NAME
+	_n=$((_n + 1))
+	if [ "$1" = "$2" ]; then
+		echo "ok $_n - $3"
+	else
+		echo "not ok $_n - $3"
+		echo "#          got: '$1'"
+		echo "#     expected: '$2'"
+		_failed=$((_failed + 1))
+	fi
+}
+like() { # like GOT SUBSTRING NAME
+	_n=$((_n + 1))
+	case "$1" in
+	*"$2"*) echo "ok $_n - $3" ;;
+	*)
+		echo "not ok $_n - $3"
+		echo "#          got: '$1'"
+		echo "#  to contain: '$2'"
+		_failed=$((_failed + 1))
+		;;
+	esac
+}
+skip() { _n=$((_n + 1)); echo "ok $_n # SKIP $1"; }
+done_testing() { echo "1..$_n"; [ "$_failed" -eq 0 ]; }
+# jq-like field access without jq: jget JSON-LINE EXPR (python expression on `d`)
+jget() { python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(eval(sys.argv[2]))' "$1" "$2"; }

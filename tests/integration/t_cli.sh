@@ -1,0 +1,29 @@
+#!/bin/bash
+# Command-line behaviour: help, version, usage errors, missing files.
+. "$(dirname "$0")/lib.sh"
+
+out=$("$DMARCWATCH" --version); ok $? "--version exits 0"
+like "$out" "dmarcwatch " "--version prints the name and version"
+for c in parse import report; do
+	out=$("$DMARCWATCH" $c --help); ok $? "$c --help exits 0"
+	like "$out" "usage: dmarcwatch $c" "$c --help prints its usage"
+	out=$("$DMARCWATCH" $c --version); ok $? "$c --version exits 0"
+done
+"$DMARCWATCH" >/dev/null 2>&1; is $? 2 "no command: exit 2"
+out=$("$DMARCWATCH" frobnicate 2>&1); is $? 2 "unknown command: exit 2"
+like "$out" "unknown command 'frobnicate'" "unknown command is named"
+out=$("$DMARCWATCH" parse 2>&1); is $? 2 "parse without FILE: exit 2"
+out=$("$DMARCWATCH" parse --format yaml x 2>&1); is $? 2 "bad --format: exit 2"
+like "$out" "got 'yaml'" "bad --format value is quoted"
+out=$("$DMARCWATCH" parse "$T/nope.xml" 2>/dev/null); is $? 1 "missing file: exit 1"
+like "$out" '"error"' "missing file: JSON error line"
+like "$out" "No such file" "missing file: the system's reason"
+printf 'From: Alice <alice@example.org>\nTo: dmarc@example.com\nSubject: lunch?\nMessage-ID: <1@example.org>\n\nHello,\nthis is a human mail.\n' >"$T/human.eml"
+out=$("$DMARCWATCH" parse "$T/human.eml" 2>/dev/null); is $? 1 "a mail without report: exit 1"
+like "$out" "no DMARC report" "a mail without report says so"
+"$DMARCWATCH" parse "$DATA/corpus/aggregate/cry-inc/aol.xml" >/dev/full 2>"$T/err"; is $? 1 "a write error (full disk) is an error"
+like "$(cat "$T/err")" "cannot write" "a write error is reported"
+printf 'Hello,\n\nno header at all.\n' >"$T/text.txt"
+out=$("$DMARCWATCH" parse "$T/text.txt" 2>/dev/null); is $? 1 "a text file: exit 1"
+like "$out" "not an e-mail message" "a text file is neither a report nor a mail"
+done_testing
