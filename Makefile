@@ -14,7 +14,7 @@ MANDIR     ?= $(PREFIX)/share/man
 
 CC         ?= cc
 PKG_CONFIG ?= pkg-config
-PKGS       = libxml-2.0 libzip zlib sqlite3 yaml-0.1 jansson libetpan gnutls
+PKGS       = libxml-2.0 libzip zlib sqlite3 yaml-0.1 jansson libetpan gnutls libcurl
 
 CFLAGS  ?= -O2 -g
 override CFLAGS += -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE \

@@ -38,6 +38,10 @@ SMALL=${BENCH_SMALL:-100000}
 LEVEL=${BENCH_GZ_LEVEL:-6}
 TEMPLATE=${BENCH_TEMPLATE:-tests/data/corpus/aggregate/stalwart-mail-auth/dmarc-feedback-003.xml}
 DW=${DMARCWATCH:-./dmarcwatch}
+# A 1 M-record report decompresses to ~780 MB, above the default 512 MiB
+# bomb limit (limits.decompressed_max): raise it for the benchmark, as an
+# operator would for a trusted file. The speed is what is measured here.
+DWLIMIT="--limit decompressed_max=4G"
 OUT=bench/out
 CLOCK=${BENCH_CLOCK:-cpu}
 RATIO_MAX=1.4
@@ -119,9 +123,9 @@ maxof() { printf '%s\n' "$@" | sort -g | tail -1; }
 # run_key KEY: one run of the command a key stands for.
 run_key() {
 	case $1 in
-	dw.xml) run_once "$DW" parse --no-records --format json "$XML" ;;
-	dw.gz) run_once "$DW" parse --no-records --format json "$GZ" ;;
-	dw.small) run_once "$DW" parse --no-records --format json "$SMALLGZ" ;;
+	dw.xml) run_once "$DW" parse --no-records --format json $DWLIMIT "$XML" ;;
+	dw.gz) run_once "$DW" parse --no-records --format json $DWLIMIT "$GZ" ;;
+	dw.small) run_once "$DW" parse --no-records --format json $DWLIMIT "$SMALLGZ" ;;
 	floor.xml) run_once "$OUT/floor" "$XML" ;;
 	floor.gz) run_once "$OUT/floor" "$GZ" ;;
 	xmllint.xml) run_once xmllint --stream --noout "$XML" ;;
@@ -178,7 +182,7 @@ check_counts() { # key file records
 	[ "$got" = "$n" ] || die "floor counted $got records in $f, expected $n"
 	xmllint --stream --noout "$f" || die "xmllint rejects $f"
 	[ "$have_dw" = 1 ] || return 0
-	if ! "$DW" parse --no-records --format json "$f" >"$TIMEF.out" 2>"$TIMEF.err"; then
+	if ! "$DW" parse --no-records --format json $DWLIMIT "$f" >"$TIMEF.out" 2>"$TIMEF.err"; then
 		DW_WHY[$key]=$(head -1 "$TIMEF.err")
 		say "parse.sh: $DW parse failed on $f: ${DW_WHY[$key]}"
 		return 0

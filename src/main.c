@@ -14,11 +14,19 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include "dw/agent.h"
 #include "dw/aggregate.h"
+#include "dw/config.h"
+#include "dw/log.h"
 #include "dw/days.h"
 #include "dw/importer.h"
 #include "dw/ingest.h"
 #include "dw/limits.h"
+#include "dw/oauth2.h"
 #include "dw/output.h"
 #include "dw/report.h"
 #include "dw/store.h"
@@ -37,6 +45,8 @@ usage_main(FILE *f)
 	        "  parse   FILE...        print the DMARC reports in files (xml, gz, zip, mail; - = stdin)\n"
 	        "  import  FILE|DIR...    store the reports found into the database\n"
 	        "  report                 print per-day, per-source or per-reporter aggregates\n"
+	        "  run [-c FILE] [--once] run the agent: fetch report mail from every account\n"
+	        "  check-config [-c FILE] validate the configuration (alias: -n)\n"
 	        "\n"
 	        "Run 'dmarcwatch COMMAND --help' for a command's options; 'dmarcwatch --version'.\n");
 }
@@ -44,15 +54,16 @@ usage_main(FILE *f)
 static void
 usage_parse(FILE *f)
 {
-	fprintf(f, "usage: dmarcwatch parse [--format json|csv|table] [--no-records] FILE...\n"
+	fprintf(f, "usage: dmarcwatch parse [--format json|csv|table] [--no-records] [--limit NAME=VALUE]... FILE...\n"
 	           "  FILE is a report (.xml, .gz, .zip) or a whole mail; the kind is sniffed from the\n"
-	           "  content. '-' reads standard input. json prints one object per report per line.\n");
+	           "  content. '-' reads standard input. json prints one object per report per line.\n"
+	           "  --limit raises or lowers a safety limit, e.g. --limit decompressed_max=2G.\n");
 }
 
 static void
 usage_import(FILE *f)
 {
-	fprintf(f, "usage: dmarcwatch import [--db PATH] [--tz ZONE] FILE|DIR...\n"
+	fprintf(f, "usage: dmarcwatch import [--db PATH] [--tz ZONE] [--limit NAME=VALUE]... FILE|DIR...\n"
 	           "  Stores every report found (directories recursively, hidden files skipped).\n"
 	           "  --db defaults to $DMARCWATCH_DB, else ./dmarcwatch.db.\n");
 }
@@ -103,13 +114,22 @@ cmd_parse(int argc, char **argv)
 {
 	static const struct option opts[] = {
 	    {"format", required_argument, NULL, 'f'}, {"no-records", no_argument, NULL, 'n'},
-	    {"help", no_argument, NULL, 'h'},        {"version", no_argument, NULL, 'V'},
-	    {NULL, 0, NULL, 0}};
+	    {"limit", required_argument, NULL, 'l'},  {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},      {NULL, 0, NULL, 0}};
 	enum dw_format fmt = DW_FMT_JSON;
 	int with_records = 1, c;
+	struct dw_limits limits;
+	char lerr[512];
+	dw_limits_default(&limits);
 
-	while ((c = getopt_long(argc, argv, "f:nhV", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "f:nl:hV", opts, NULL)) != -1) {
 		switch (c) {
+		case 'l':
+			if (dw_limits_set(&limits, optarg, lerr, sizeof lerr) != DW_OK) {
+				fprintf(stderr, "%s parse: --limit: %s\n", progname, lerr);
+				return EXIT_USAGE;
+			}
+			break;
 		case 'f':
 			if ((fmt = dw_format_parse(optarg)) == 0) {
 				fprintf(stderr, "%s parse: --format: expected json, csv or table, got '%s'\n", progname,
@@ -136,8 +156,6 @@ cmd_parse(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 
-	struct dw_limits limits;
-	dw_limits_default(&limits);
 	/* CSV is one row per record, so it always carries them. */
 	struct dw_printer *pr = dw_printer_new(stdout, fmt, fmt == DW_FMT_CSV ? 1 : with_records);
 	int failed = 0;
@@ -272,13 +290,23 @@ cmd_import(int argc, char **argv)
 {
 	static const struct option opts[] = {{"db", required_argument, NULL, 'd'},
 	                                     {"tz", required_argument, NULL, 'z'},
+	                                     {"limit", required_argument, NULL, 'l'},
 	                                     {"help", no_argument, NULL, 'h'},
 	                                     {"version", no_argument, NULL, 'V'},
 	                                     {NULL, 0, NULL, 0}};
 	const char *db = default_db(), *tz = NULL;
+	struct import_run ir = {0};
+	char lerr[512];
 	int c;
-	while ((c = getopt_long(argc, argv, "d:z:hV", opts, NULL)) != -1) {
+	dw_limits_default(&ir.limits);
+	while ((c = getopt_long(argc, argv, "d:z:l:hV", opts, NULL)) != -1) {
 		switch (c) {
+		case 'l':
+			if (dw_limits_set(&ir.limits, optarg, lerr, sizeof lerr) != DW_OK) {
+				fprintf(stderr, "%s import: --limit: %s\n", progname, lerr);
+				return EXIT_USAGE;
+			}
+			break;
 		case 'd':
 			db = optarg;
 			break;
@@ -305,9 +333,7 @@ cmd_import(int argc, char **argv)
 	if (set_tz(tz) != 0)
 		return EXIT_USAGE;
 
-	struct import_run ir = {0};
 	char err[1024];
-	dw_limits_default(&ir.limits);
 	if (dw_store_open(db, &ir.store, err, sizeof err) != DW_OK) {
 		fprintf(stderr, "%s import: %s\n", progname, err);
 		return 1;
@@ -429,6 +455,236 @@ cmd_report(int argc, char **argv)
 	return 0;
 }
 
+/* ---- the agent: run, check-config ---- */
+
+#define DEFAULT_CONFIG DW_SYSCONFDIR "/dmarcwatch/dmarcwatch.yaml"
+
+static void
+usage_run(FILE *f)
+{
+	fprintf(f, "usage: dmarcwatch run [-c FILE] [--once] [-v]\n"
+	           "  Fetches report mail from every configured account, stores the reports and\n"
+	           "  moves each message to the folder for its verdict. --once: one pass, then exit\n"
+	           "  (0 if every account was processed). -c defaults to %s.\n"
+	           "usage: dmarcwatch check-config [-c FILE]   (or: dmarcwatch -n [-c FILE])\n",
+	        DEFAULT_CONFIG);
+}
+
+/* Load a configuration, printing every warning and error. */
+static struct dw_config *
+load_config(const char *path, int quiet)
+{
+	struct dw_config *cfg = NULL;
+	struct dw_cfg_msgs msgs = {0};
+	int rc = dw_config_load(path, &cfg, &msgs);
+	for (size_t i = 0; i < msgs.nwarnings; i++)
+		if (!quiet)
+			fprintf(stderr, "%s: warning: %s\n", progname, msgs.warnings[i]);
+	for (size_t i = 0; i < msgs.nerrors; i++)
+		fprintf(stderr, "%s\n", msgs.errors[i]);
+	if (rc != DW_OK && msgs.nerrors > 0)
+		fprintf(stderr, "%s: %s: %zu error%s; nothing was started\n", progname, path, msgs.nerrors,
+		        msgs.nerrors == 1 ? "" : "s");
+	dw_cfg_msgs_free(&msgs);
+	return rc == DW_OK ? cfg : NULL;
+}
+
+static int
+parse_config_opts(int argc, char **argv, const char **path, int *once, int *verbose, void (*usage)(FILE *))
+{
+	static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+	                                     {"once", no_argument, NULL, 'o'},
+	                                     {"verbose", no_argument, NULL, 'v'},
+	                                     {"help", no_argument, NULL, 'h'},
+	                                     {"version", no_argument, NULL, 'V'},
+	                                     {NULL, 0, NULL, 0}};
+	int c;
+	*path = getenv("DMARCWATCH_CONFIG");
+	if (*path == NULL || **path == '\0')
+		*path = DEFAULT_CONFIG;
+	while ((c = getopt_long(argc, argv, "c:ovhVn", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			*path = optarg;
+			break;
+		case 'o':
+			if (once == NULL)
+				goto bad;
+			*once = 1;
+			break;
+		case 'v':
+			if (verbose != NULL)
+				(*verbose)++;
+			break;
+		case 'n':
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			version();
+			return 0;
+		default:
+			goto bad;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "%s: unexpected argument '%s'\n", progname, argv[optind]);
+		goto bad;
+	}
+	return -1;
+bad:
+	usage(stderr);
+	return EXIT_USAGE;
+}
+
+static int
+cmd_check_config(int argc, char **argv)
+{
+	const char *path;
+	int r = parse_config_opts(argc, argv, &path, NULL, NULL, usage_run);
+	if (r >= 0)
+		return r;
+	struct dw_config *cfg = load_config(path, 0);
+	if (cfg == NULL)
+		return 1;
+	char err[512];
+	if (dw_tz_set(cfg->timezone, err, sizeof err) != DW_OK) {
+		fprintf(stderr, "%s: timezone: %s\n", path, err);
+		dw_config_free(cfg);
+		return 1;
+	}
+	printf("configuration OK (%zu account%s)\n", cfg->naccounts, cfg->naccounts == 1 ? "" : "s");
+	dw_config_free(cfg);
+	return 0;
+}
+
+/* Signal state: written by the handlers, read by the agent loop. This is
+ * the program's top level, the one place allowed to hold it. */
+static struct dw_agent_signals sigstate = {.wake_fd = -1};
+static int wake_pipe[2] = {-1, -1};
+
+static void
+on_signal(int sig)
+{
+	int saved = errno;
+	if (sig == SIGHUP)
+		sigstate.reload = 1;
+	else
+		sigstate.stop = 1;
+	if (wake_pipe[1] >= 0)
+		(void)!write(wake_pipe[1], "x", 1);
+	errno = saved;
+}
+
+static int
+setup_signals(void)
+{
+	if (pipe(wake_pipe) != 0)
+		return -1;
+	for (int i = 0; i < 2; i++) {
+		fcntl(wake_pipe[i], F_SETFL, fcntl(wake_pipe[i], F_GETFL) | O_NONBLOCK);
+		fcntl(wake_pipe[i], F_SETFD, FD_CLOEXEC);
+	}
+	sigstate.wake_fd = wake_pipe[0];
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	return 0;
+}
+
+static int
+apply_settings(const struct dw_config *cfg, int verbose)
+{
+	char err[512];
+	int level = cfg->log_level + verbose;
+	dw_log_init(level > DW_LOG_DEBUG ? DW_LOG_DEBUG : level, cfg->log_to == DW_LOG_SYSLOG, "dmarcwatch");
+	if (dw_tz_set(cfg->timezone, err, sizeof err) != DW_OK) {
+		log_error("%s: timezone: %s", cfg->file, err);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+cmd_run(int argc, char **argv)
+{
+	const char *path;
+	int once = 0, verbose = 0;
+	int r = parse_config_opts(argc, argv, &path, &once, &verbose, usage_run);
+	if (r >= 0)
+		return r;
+	struct dw_config *cfg = load_config(path, 0);
+	if (cfg == NULL)
+		return 1;
+	if (apply_settings(cfg, verbose) != 0) {
+		dw_config_free(cfg);
+		return 1;
+	}
+	if (setup_signals() != 0) {
+		fprintf(stderr, "%s: cannot create the signal pipe: %s\n", progname, strerror(errno));
+		dw_config_free(cfg);
+		return 1;
+	}
+	dw_oauth2_global_init();
+
+	char err[1024];
+	struct dw_agent *agent;
+	if (dw_agent_new(cfg, &sigstate, &agent, err, sizeof err) != DW_OK) {
+		log_error("%s", err);
+		dw_config_free(cfg);
+		return 1;
+	}
+	int status = 0;
+	if (once) {
+		log_info("one pass over %zu account(s)", cfg->naccounts);
+		status = dw_agent_once(agent) == DW_OK ? 0 : 1;
+	} else {
+		log_info("started: %zu account(s), configuration %s", cfg->naccounts, path);
+		for (;;) {
+			dw_agent_run(agent);
+			if (sigstate.stop)
+				break;
+			if (sigstate.reload) {
+				sigstate.reload = 0;
+				log_info("SIGHUP: reloading %s", path);
+				struct dw_config *ncfg = load_config(path, 1);
+				if (ncfg == NULL) {
+					log_error("the new configuration has errors (above); keeping the old one");
+					continue;
+				}
+				struct dw_agent *na;
+				dw_agent_free(agent);
+				agent = NULL;
+				if (apply_settings(ncfg, verbose) != 0 || dw_agent_new(ncfg, &sigstate, &na, err, sizeof err) != DW_OK) {
+					log_error("reload failed: %s; keeping the old configuration", err);
+					dw_config_free(ncfg);
+					(void)apply_settings(cfg, verbose);
+					if (dw_agent_new(cfg, &sigstate, &agent, err, sizeof err) != DW_OK) {
+						log_error("%s", err);
+						status = 1;
+						break;
+					}
+					continue;
+				}
+				dw_config_free(cfg);
+				cfg = ncfg;
+				agent = na;
+				log_info("configuration reloaded: %zu account(s)", cfg->naccounts);
+			}
+		}
+		log_info("stopping on a signal");
+	}
+	dw_agent_free(agent);
+	dw_config_free(cfg);
+	return status;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -454,6 +710,10 @@ main(int argc, char **argv)
 		return cmd_import(argc, argv);
 	if (strcmp(cmd, "report") == 0)
 		return cmd_report(argc, argv);
+	if (strcmp(cmd, "run") == 0)
+		return cmd_run(argc, argv);
+	if (strcmp(cmd, "check-config") == 0 || strcmp(cmd, "-n") == 0)
+		return cmd_check_config(argc, argv);
 	fprintf(stderr, "%s: unknown command '%s'\n", progname, cmd);
 	usage_main(stderr);
 	return EXIT_USAGE;

@@ -95,6 +95,33 @@ static const struct migration migrations[] = {
 	 " imported_at INTEGER NOT NULL"
 	 ");"
 	 "CREATE INDEX provenance_report ON provenance(report);"},
+	/* The agent's state: one checkpoint per account (the highest uid handled
+	 * under a uidvalidity) and one verdict per message, with the folder it
+	 * must go to and whether it got there. The move happens after the
+	 * commit, so a crash in between leaves moved = 0 and the next pass
+	 * moves it without counting it again. */
+	{2,
+	 "CREATE TABLE checkpoints ("
+	 " account TEXT PRIMARY KEY,"
+	 " uidvalidity INTEGER NOT NULL,"
+	 " last_uid INTEGER NOT NULL,"
+	 " updated_at INTEGER NOT NULL"
+	 ");"
+	 "CREATE TABLE messages ("
+	 " account TEXT NOT NULL,"
+	 " uidvalidity INTEGER NOT NULL,"
+	 " uid INTEGER NOT NULL,"
+	 " verdict TEXT NOT NULL,"      /* stored, duplicate, not-a-report, invalid, untrusted */
+	 " reason TEXT,"
+	 " message_id TEXT,"
+	 " reports INTEGER NOT NULL DEFAULT 0,"
+	 " folder TEXT,"                /* where it must be moved; NULL = stays */
+	 " moved INTEGER NOT NULL DEFAULT 0,"
+	 " received INTEGER,"           /* INTERNALDATE, seconds UTC */
+	 " processed_at INTEGER NOT NULL,"
+	 " PRIMARY KEY (account, uidvalidity, uid)"
+	 ");"
+	 "CREATE INDEX messages_pending ON messages(account, uidvalidity) WHERE moved = 0 AND folder IS NOT NULL;"},
 };
 
 #define SCHEMA_VERSION (migrations[sizeof migrations / sizeof migrations[0] - 1].version)
@@ -1155,4 +1182,193 @@ dw_store_counts(struct dw_store *s, int64_t *reports, int64_t *records, char *er
 		                " WHERE r.superseded_by IS NULL AND r.hash IS NOT NULL",
 		                records, err, errlen);
 	return rc;
+}
+
+/* ---- agent state: checkpoints and message verdicts --------------------- */
+
+/* Prepare, run to completion, finalize: these run a few times per message
+ * batch, not per record, so they are not cached. */
+static int
+agent_stmt(struct dw_store *s, const char *sql, sqlite3_stmt **st, char *err, size_t errlen)
+{
+	if (sqlite3_prepare_v2(s->db, sql, -1, st, NULL) != SQLITE_OK)
+		return dw_err(err, errlen, DW_E_STORE, "store %s: %s", s->path, sqlite3_errmsg(s->db));
+	return DW_OK;
+}
+
+int
+dw_store_checkpoint_get(struct dw_store *s, const char *account, uint32_t *uidvalidity, uint32_t *last_uid,
+                        char *err, size_t errlen)
+{
+	sqlite3_stmt *st;
+	int rc = agent_stmt(s, "SELECT uidvalidity, last_uid FROM checkpoints WHERE account = ?1", &st, err, errlen);
+	if (rc != DW_OK)
+		return rc;
+	sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
+	*uidvalidity = 0;
+	*last_uid = 0;
+	int r = sqlite3_step(st);
+	if (r == SQLITE_ROW) {
+		*uidvalidity = (uint32_t)sqlite3_column_int64(st, 0);
+		*last_uid = (uint32_t)sqlite3_column_int64(st, 1);
+	} else if (r != SQLITE_DONE) {
+		rc = dw_err(err, errlen, DW_E_STORE, "store %s: reading the checkpoint of %s: %s", s->path, account,
+		            sqlite3_errmsg(s->db));
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int
+dw_store_checkpoint_set(struct dw_store *s, const char *account, uint32_t uidvalidity, uint32_t last_uid,
+                        char *err, size_t errlen)
+{
+	sqlite3_stmt *st;
+	int rc = agent_stmt(s,
+	                    "INSERT INTO checkpoints (account, uidvalidity, last_uid, updated_at) VALUES (?1, ?2, ?3, ?4)"
+	                    " ON CONFLICT (account) DO UPDATE SET uidvalidity = excluded.uidvalidity,"
+	                    " last_uid = excluded.last_uid, updated_at = excluded.updated_at",
+	                    &st, err, errlen);
+	if (rc != DW_OK)
+		return rc;
+	sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, uidvalidity);
+	sqlite3_bind_int64(st, 3, last_uid);
+	sqlite3_bind_int64(st, 4, (int64_t)time(NULL));
+	if (sqlite3_step(st) != SQLITE_DONE)
+		rc = dw_err(err, errlen, DW_E_STORE, "store %s: saving the checkpoint of %s: %s", s->path, account,
+		            sqlite3_errmsg(s->db));
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int
+dw_store_message_put(struct dw_store *s, const struct dw_msg_verdict *v, char *err, size_t errlen)
+{
+	sqlite3_stmt *st;
+	int rc = agent_stmt(s,
+	                    "INSERT OR REPLACE INTO messages (account, uidvalidity, uid, verdict, reason, message_id,"
+	                    " reports, folder, moved, received, processed_at)"
+	                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0, ?9, ?10)",
+	                    &st, err, errlen);
+	if (rc != DW_OK)
+		return rc;
+	sqlite3_bind_text(st, 1, v->account, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, v->uidvalidity);
+	sqlite3_bind_int64(st, 3, v->uid);
+	sqlite3_bind_text(st, 4, v->verdict, -1, SQLITE_STATIC);
+	bind_text(st, 5, v->reason);
+	bind_text(st, 6, v->message_id);
+	sqlite3_bind_int64(st, 7, v->reports);
+	bind_text(st, 8, v->folder);
+	bind_opt_int(st, 9, v->received, v->received >= 0);
+	sqlite3_bind_int64(st, 10, (int64_t)time(NULL));
+	if (sqlite3_step(st) != SQLITE_DONE)
+		rc = dw_err(err, errlen, DW_E_STORE, "store %s: saving the verdict of %s uid %u: %s", s->path,
+		            v->account, v->uid, sqlite3_errmsg(s->db));
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int
+dw_store_message_get(struct dw_store *s, const char *account, uint32_t uidvalidity, uint32_t uid, char *verdict,
+                     size_t vlen, int *found, char *err, size_t errlen)
+{
+	sqlite3_stmt *st;
+	int rc = agent_stmt(s, "SELECT verdict FROM messages WHERE account = ?1 AND uidvalidity = ?2 AND uid = ?3",
+	                    &st, err, errlen);
+	if (rc != DW_OK)
+		return rc;
+	sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, uidvalidity);
+	sqlite3_bind_int64(st, 3, uid);
+	*found = 0;
+	int r = sqlite3_step(st);
+	if (r == SQLITE_ROW) {
+		*found = 1;
+		snprintf(verdict, vlen, "%s", (const char *)sqlite3_column_text(st, 0));
+	} else if (r != SQLITE_DONE) {
+		rc = dw_err(err, errlen, DW_E_STORE, "store %s: %s", s->path, sqlite3_errmsg(s->db));
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int
+dw_store_pending_moves(struct dw_store *s, const char *account, uint32_t uidvalidity,
+                       int (*cb)(void *ctx, uint32_t uid, const char *folder), void *ctx, char *err, size_t errlen)
+{
+	sqlite3_stmt *st;
+	int rc = agent_stmt(s,
+	                    "SELECT uid, folder FROM messages WHERE account = ?1 AND uidvalidity = ?2 AND moved = 0"
+	                    " AND folder IS NOT NULL ORDER BY folder, uid",
+	                    &st, err, errlen);
+	if (rc != DW_OK)
+		return rc;
+	sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, uidvalidity);
+	int r;
+	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+		rc = cb(ctx, (uint32_t)sqlite3_column_int64(st, 0), (const char *)sqlite3_column_text(st, 1));
+		if (rc != DW_OK)
+			break;
+	}
+	if (rc == DW_OK && r != SQLITE_DONE)
+		rc = dw_err(err, errlen, DW_E_STORE, "store %s: %s", s->path, sqlite3_errmsg(s->db));
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int
+dw_store_mark_moved(struct dw_store *s, const char *account, uint32_t uidvalidity, const uint32_t *uids, size_t n,
+                    char *err, size_t errlen)
+{
+	sqlite3_stmt *st;
+	int rc = agent_stmt(s, "UPDATE messages SET moved = 1 WHERE account = ?1 AND uidvalidity = ?2 AND uid = ?3",
+	                    &st, err, errlen);
+	if (rc != DW_OK)
+		return rc;
+	int own = sqlite3_get_autocommit(s->db);
+	if (own && (rc = run(s, ST_BEGIN)) != DW_OK) {
+		sqlite3_finalize(st);
+		return store_err(s, err, errlen, "begin");
+	}
+	for (size_t i = 0; i < n && rc == DW_OK; i++) {
+		sqlite3_reset(st);
+		sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, uidvalidity);
+		sqlite3_bind_int64(st, 3, uids[i]);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			rc = dw_err(err, errlen, DW_E_STORE, "store %s: %s", s->path, sqlite3_errmsg(s->db));
+	}
+	sqlite3_finalize(st);
+	if (own) {
+		if (rc == DW_OK && run(s, ST_COMMIT) != DW_OK)
+			rc = store_err(s, err, errlen, "commit");
+		if (rc != DW_OK)
+			(void)run(s, ST_ROLLBACK);
+	}
+	return rc;
+}
+
+int
+dw_store_verdict_counts(struct dw_store *s, const char *account, int64_t counts[5], char *err, size_t errlen)
+{
+	static const char *names[5] = {"stored", "duplicate", "not-a-report", "invalid", "untrusted"};
+	sqlite3_stmt *st;
+	int rc = agent_stmt(s, "SELECT verdict, count(*) FROM messages WHERE account = ?1 GROUP BY verdict", &st, err,
+	                    errlen);
+	if (rc != DW_OK)
+		return rc;
+	sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
+	for (int i = 0; i < 5; i++)
+		counts[i] = 0;
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		const char *v = (const char *)sqlite3_column_text(st, 0);
+		for (int i = 0; i < 5; i++)
+			if (v != NULL && strcmp(v, names[i]) == 0)
+				counts[i] = sqlite3_column_int64(st, 1);
+	}
+	sqlite3_finalize(st);
+	return DW_OK;
 }

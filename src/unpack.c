@@ -425,13 +425,16 @@ deliver(struct run *u, struct rd *r, const char *name, const uint64_t *cin, cons
 			break;
 		out += got;
 		u->total += got;
-		if (out > lim->decompressed_max) {
+		/* Bare XML was not decompressed: its size is the input's own
+		 * (and a mail's is capped by mail_max), so only decompressed
+		 * output counts against decompressed_max. */
+		if (cin != NULL && out > lim->decompressed_max) {
 			status = dw_err(msg, sizeof msg, DW_E_LIMIT,
 			                "%sdecompressed size exceeds the %s limit (limits.decompressed_max)",
 			                label, dw_fmt_size(lim->decompressed_max, sz, sizeof sz));
 			break;
 		}
-		if (u->total > lim->decompressed_max) {
+		if (cin != NULL && u->total > lim->decompressed_max) {
 			u->total_over = 1;
 			status = dw_err(msg, sizeof msg, DW_E_LIMIT,
 			                "%sdecompressed size of all documents in this payload exceeds the %s "
@@ -439,7 +442,7 @@ deliver(struct run *u, struct rd *r, const char *name, const uint64_t *cin, cons
 			                label, dw_fmt_size(lim->decompressed_max, sz, sizeof sz));
 			break;
 		}
-		if (ratio_exceeded(lim, out, *cin)) {
+		if (cin != NULL && ratio_exceeded(lim, out, *cin)) {
 			status = dw_err(msg, sizeof msg, DW_E_LIMIT,
 			                "%sdecompression ratio exceeds the %" PRIu64
 			                ":1 limit (limits.ratio_max): %" PRIu64 " bytes out of %" PRIu64
@@ -796,7 +799,7 @@ dw_unpack(const struct dw_input *in, int kind, const struct dw_limits *limits,
 
 	switch (kind) {
 	case DW_PAYLOAD_XML:
-		deliver(&u, &s.rd, NULL, &s.nread, "");
+		deliver(&u, &s.rd, NULL, NULL, "");
 		break;
 	case DW_PAYLOAD_GZIP:
 		unpack_gzip(&u, &s.rd);

@@ -3,6 +3,7 @@
 #include "dw/limits.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -162,4 +163,74 @@ dw_limits_default(struct dw_limits *l)
 	l->rfc822_depth_max = 3;
 	l->records_max = 20000000;
 	l->xml_depth_max = 32;
+}
+
+/* "64MiB", "512M", "2G", "1000": bytes (binary multiples). */
+static int
+parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (end == s || errno != 0 || *s == '-')
+		return -1;
+	uint64_t mult = 1;
+	if (*end != '\0') {
+		switch (*end) {
+		case 'k': case 'K': mult = UINT64_C(1) << 10; break;
+		case 'm': case 'M': mult = UINT64_C(1) << 20; break;
+		case 'g': case 'G': mult = UINT64_C(1) << 30; break;
+		case 't': case 'T': mult = UINT64_C(1) << 40; break;
+		default: return -1;
+		}
+		end++;
+		if (strcmp(end, "iB") != 0 && strcmp(end, "B") != 0 && strcmp(end, "") != 0)
+			return -1;
+	}
+	if (v > UINT64_MAX / mult)
+		return -1;
+	*out = v * mult;
+	return 0;
+}
+
+int
+dw_limits_set(struct dw_limits *l, const char *kv, char *err, size_t errlen)
+{
+	static const struct {
+		const char *name;
+		int kind; /* 0 = uint64 size, 1 = unsigned count */
+		size_t off;
+	} keys[] = {
+	    {"mail_max", 0, offsetof(struct dw_limits, mail_max)},
+	    {"decompressed_max", 0, offsetof(struct dw_limits, decompressed_max)},
+	    {"ratio_max", 0, offsetof(struct dw_limits, ratio_max)},
+	    {"ratio_grace", 0, offsetof(struct dw_limits, ratio_grace)},
+	    {"records_max", 0, offsetof(struct dw_limits, records_max)},
+	    {"zip_members_max", 1, offsetof(struct dw_limits, zip_members_max)},
+	    {"rfc822_depth_max", 1, offsetof(struct dw_limits, rfc822_depth_max)},
+	    {"xml_depth_max", 1, offsetof(struct dw_limits, xml_depth_max)},
+	};
+	const char *eq = strchr(kv, '=');
+	if (eq == NULL)
+		return dw_err(err, errlen, DW_E_CONFIG, "expected NAME=VALUE, got '%s'", kv);
+	size_t nlen = (size_t)(eq - kv);
+	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+		if (strlen(keys[i].name) != nlen || strncmp(keys[i].name, kv, nlen) != 0)
+			continue;
+		uint64_t v;
+		if (parse_size(eq + 1, &v) != 0 || v == 0 || (keys[i].kind == 1 && v > 1000000))
+			return dw_err(err, errlen, DW_E_CONFIG, "%s: expected a positive number%s, got '%s'",
+			              keys[i].name, keys[i].kind == 0 ? " (suffixes K, M, G allowed)" : "", eq + 1);
+		if (keys[i].kind == 0)
+			memcpy((char *)l + keys[i].off, &v, sizeof v);
+		else {
+			unsigned u = (unsigned)v;
+			memcpy((char *)l + keys[i].off, &u, sizeof u);
+		}
+		return DW_OK;
+	}
+	return dw_err(err, errlen, DW_E_CONFIG,
+	              "unknown limit '%.*s' (known: mail_max, decompressed_max, ratio_max, ratio_grace, "
+	              "records_max, zip_members_max, rfc822_depth_max, xml_depth_max)",
+	              (int)nlen, kv);
 }

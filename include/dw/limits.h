@@ -7,6 +7,7 @@
 #ifndef DW_LIMITS_H
 #define DW_LIMITS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct dw_limits {
@@ -21,5 +22,8 @@ struct dw_limits {
 };
 
 void dw_limits_default(struct dw_limits *l);
+/* Set one limit from "name=value" (sizes take K/M/G/T suffixes, binary).
+ * Returns DW_OK or DW_E_CONFIG with a message. */
+int dw_limits_set(struct dw_limits *l, const char *kv, char *err, size_t errlen);
 
 #endif

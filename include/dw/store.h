@@ -88,4 +88,36 @@ int dw_store_foreach(struct dw_store *s, const struct dw_store_query *q,
 /* Counters for tests and `import`: number of current reports and records. */
 int dw_store_counts(struct dw_store *s, int64_t *reports, int64_t *records, char *err, size_t errlen);
 
+/* ---- the agent's state (schema version 2) ----
+ * A checkpoint is the highest uid handled for an account under one
+ * uidvalidity; a verdict row records what happened to one message and where
+ * it must be moved. Both are written inside the item transaction of the
+ * message, with its reports, so they commit together. */
+struct dw_msg_verdict {
+	const char *account;
+	uint32_t uidvalidity, uid;
+	const char *verdict;      /* stored, duplicate, not-a-report, invalid, untrusted */
+	const char *reason;       /* may be NULL */
+	const char *message_id;   /* may be NULL */
+	unsigned reports;         /* reports stored from it */
+	const char *folder;       /* target folder; NULL = leave it where it is */
+	int64_t received;         /* INTERNALDATE, -1 unknown */
+};
+int dw_store_checkpoint_get(struct dw_store *s, const char *account, uint32_t *uidvalidity, uint32_t *last_uid,
+                            char *err, size_t errlen); /* 0, 0 when none */
+int dw_store_checkpoint_set(struct dw_store *s, const char *account, uint32_t uidvalidity, uint32_t last_uid,
+                            char *err, size_t errlen);
+int dw_store_message_put(struct dw_store *s, const struct dw_msg_verdict *v, char *err, size_t errlen);
+int dw_store_message_get(struct dw_store *s, const char *account, uint32_t uidvalidity, uint32_t uid, char *verdict,
+                         size_t vlen, int *found, char *err, size_t errlen);
+/* Messages with a target folder that were not moved yet, ordered by folder then uid. */
+int dw_store_pending_moves(struct dw_store *s, const char *account, uint32_t uidvalidity,
+                           int (*cb)(void *ctx, uint32_t uid, const char *folder), void *ctx, char *err,
+                           size_t errlen);
+/* Mark moved (its own transaction unless one is open). */
+int dw_store_mark_moved(struct dw_store *s, const char *account, uint32_t uidvalidity, const uint32_t *uids, size_t n,
+                        char *err, size_t errlen);
+/* counts[5]: stored, duplicate, not-a-report, invalid, untrusted. */
+int dw_store_verdict_counts(struct dw_store *s, const char *account, int64_t counts[5], char *err, size_t errlen);
+
 #endif

@@ -912,6 +912,7 @@ test_header_flood(void)
 	memcpy(p, head2, sizeof head2 - 1);
 	for (size_t i = sizeof head2 - 1; i + 10 <= n; i += 10)
 		memcpy(p + i, "Note: yes\n", 10);
+	err[0] = '\0';
 	rc = dw_mime_parse(p, n - n % 10, &lim, &m, err, sizeof err);
 	is_int(rc, DW_OK, "header flood: colons in a body are not counted %s", err);
 	dw_mail_free(m);

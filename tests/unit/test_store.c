@@ -231,19 +231,20 @@ test_open(void)
 	char err[512] = "";
 	int rc = dw_store_open(dbpath, &s, err, sizeof err);
 	ok(rc == DW_OK && s != NULL, "new database created: %s", err);
-	is_int(sql_int("PRAGMA user_version"), 1, "user_version is 1");
+	is_int(sql_int("PRAGMA user_version"), 2, "user_version is 2 (migrations 1 and 2 applied)");
 	char *mode = sql_text("PRAGMA journal_mode");
 	is_str(mode, "wal", "journal mode WAL");
 	free(mode);
-	is_int(sql_int("SELECT count(*) FROM sqlite_master WHERE type = 'table'"), 3, "three tables");
+	is_int(sql_int("SELECT count(*) FROM sqlite_master WHERE type = 'table'"), 5,
+	       "five tables (reports, records, provenance, checkpoints, messages)");
 	counts(s, 0, 0, "empty store");
 	dw_store_close(s);
 
 	s = NULL;
 	rc = dw_store_open(dbpath, &s, err, sizeof err);
 	ok(rc == DW_OK && s != NULL, "reopen: %s", err);
-	is_int(sql_int("PRAGMA user_version"), 1, "reopen: user_version still 1");
-	is_int(sql_int("SELECT count(*) FROM sqlite_master WHERE type = 'table'"), 3, "reopen: still three tables");
+	is_int(sql_int("PRAGMA user_version"), 2, "reopen: user_version still 2");
+	is_int(sql_int("SELECT count(*) FROM sqlite_master WHERE type = 'table'"), 5, "reopen: still five tables");
 	dw_store_close(s);
 	dw_store_close(NULL);
 }
@@ -516,7 +517,7 @@ test_refusals(void)
 	int rc = dw_store_open(path, &s, err, sizeof err);
 	is_int(rc, DW_E_STORE, "user_version 999 refused");
 	ok(s == NULL, "no handle returned");
-	ok(strstr(err, "database schema version 999 is newer than this dmarcwatch understands (1); "
+	ok(strstr(err, "database schema version 999 is newer than this dmarcwatch understands (2); "
 	               "upgrade dmarcwatch") != NULL && strstr(err, path) != NULL,
 	   "message: %s", err);
 	snprintf(dbpath, sizeof dbpath, "%s", path);
@@ -647,7 +648,7 @@ test_big(void)
 static void
 rm_rf(const char *dir)
 {
-	static const char *names[] = {"t.db", "query.db", "future.db", "big.db", "notes.txt"};
+	static const char *names[] = {"t.db", "query.db", "future.db", "big.db", "notes.txt", "agent.db"};
 	static const char *suffix[] = {"", "-wal", "-shm", "-journal"};
 	char p[400];
 	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
@@ -657,6 +658,106 @@ rm_rf(const char *dir)
 		}
 	if (rmdir(dir) != 0)
 		diag("could not remove %s", dir);
+}
+
+/* A version-1 database (the foundation's) is migrated to version 2 on open,
+ * keeping its reports; the agent state then works. */
+static int
+pend_cb(void *ctx, uint32_t uid, const char *folder)
+{
+	char *acc = ctx;
+	size_t n = strlen(acc);
+	snprintf(acc + n, 256 - n, "%u:%s ", uid, folder);
+	return DW_OK;
+}
+
+static void
+test_agent_state(void)
+{
+	char path[300], err[512] = "";
+	snprintf(path, sizeof path, "%s/agent.db", tmpdir);
+	sqlite3 *db;
+	sqlite3_open(path, &db);
+	/* What version 1 created, with one report in it. */
+	int src = sqlite3_exec(db,
+	    "CREATE TABLE reports (id INTEGER PRIMARY KEY, schema INTEGER, version TEXT, org_name TEXT, email TEXT,"
+	    " extra_contact_info TEXT, report_id TEXT, generator TEXT, errors TEXT, policy_domain TEXT,"
+	    " \"begin\" INTEGER, \"end\" INTEGER, p TEXT, sp TEXT, np TEXT, adkim TEXT, aspf TEXT, pct INTEGER, fo TEXT,"
+	    " testing TEXT, discovery_method TEXT, quirks TEXT, hash BLOB, messages INTEGER NOT NULL DEFAULT 0,"
+	    " dmarc_fail INTEGER NOT NULL DEFAULT 0, records INTEGER NOT NULL DEFAULT 0,"
+	    " superseded_by INTEGER REFERENCES reports(id) ON DELETE SET NULL, received INTEGER,"
+	    " imported_at INTEGER NOT NULL, revision INTEGER NOT NULL DEFAULT 1);"
+	    "INSERT INTO reports (org_name, report_id, hash, imported_at) VALUES ('x', 'old', x'00', 1);"
+	    "CREATE TABLE records (id INTEGER PRIMARY KEY, report INTEGER NOT NULL REFERENCES reports(id) ON DELETE CASCADE,"
+	    " source_ip TEXT NOT NULL, disposition TEXT, dkim TEXT, spf TEXT, header_from TEXT, envelope_from TEXT,"
+	    " envelope_to TEXT, reasons TEXT, auth TEXT, fold_key BLOB NOT NULL, count INTEGER NOT NULL,"
+	    " UNIQUE (report, fold_key));"
+	    "CREATE TABLE provenance (id INTEGER PRIMARY KEY, report INTEGER NOT NULL, kind TEXT, source TEXT,"
+	    " member TEXT, message_id TEXT, uidvalidity INTEGER, uid INTEGER, received INTEGER, imported_at INTEGER NOT NULL);"
+	    "PRAGMA user_version = 1;",
+	    NULL, NULL, NULL);
+	sqlite3_close(db);
+	ok(src == SQLITE_OK, "a version-1 database made by hand");
+	struct dw_store *s = NULL;
+	int rc = dw_store_open(path, &s, err, sizeof err);
+	ok(rc == DW_OK, "version 1 opens and migrates: %s", err);
+	if (rc != DW_OK)
+		return;
+	snprintf(dbpath, sizeof dbpath, "%s", path);
+	is_int(sql_int("PRAGMA user_version"), 2, "migrated to version 2");
+	is_int(sql_int("SELECT count(*) FROM reports WHERE report_id = 'old'"), 1, "the old report is kept");
+
+	uint32_t uv = 9, uid = 9;
+	rc = dw_store_checkpoint_get(s, "acct", &uv, &uid, err, sizeof err);
+	ok(rc == DW_OK && uv == 0 && uid == 0, "no checkpoint yet: 0, 0");
+	ok(dw_store_begin(s, err, sizeof err) == DW_OK, "begin");
+	struct dw_msg_verdict v = {.account = "acct", .uidvalidity = 77, .uid = 5, .verdict = "stored",
+	                           .message_id = "m@x", .reports = 1, .folder = "Archive", .received = 1700000000};
+	ok(dw_store_message_put(s, &v, err, sizeof err) == DW_OK, "verdict stored");
+	v.uid = 6;
+	v.verdict = "not-a-report";
+	v.folder = NULL;
+	ok(dw_store_message_put(s, &v, err, sizeof err) == DW_OK, "verdict without folder");
+	v.uid = 7;
+	v.verdict = "invalid";
+	v.reason = "line 5: malformed";
+	v.folder = "Invalid";
+	ok(dw_store_message_put(s, &v, err, sizeof err) == DW_OK, "invalid verdict");
+	ok(dw_store_checkpoint_set(s, "acct", 77, 7, err, sizeof err) == DW_OK, "checkpoint set");
+	ok(dw_store_commit(s, err, sizeof err) == DW_OK, "commit");
+	rc = dw_store_checkpoint_get(s, "acct", &uv, &uid, err, sizeof err);
+	ok(rc == DW_OK && uv == 77 && uid == 7, "checkpoint read back: %u %u", uv, uid);
+
+	/* A rolled-back item leaves neither verdict nor checkpoint. */
+	dw_store_begin(s, err, sizeof err);
+	v.uid = 8;
+	dw_store_message_put(s, &v, err, sizeof err);
+	dw_store_checkpoint_set(s, "acct", 77, 8, err, sizeof err);
+	dw_store_rollback(s);
+	dw_store_checkpoint_get(s, "acct", &uv, &uid, err, sizeof err);
+	is_int(uid, 7, "rollback: checkpoint unchanged");
+	char verdict[32] = "";
+	int found = 1;
+	dw_store_message_get(s, "acct", 77, 8, verdict, sizeof verdict, &found, err, sizeof err);
+	is_int(found, 0, "rollback: no verdict for uid 8");
+	dw_store_message_get(s, "acct", 77, 7, verdict, sizeof verdict, &found, err, sizeof err);
+	ok(found && strcmp(verdict, "invalid") == 0, "verdict of uid 7 read back: %s", verdict);
+
+	char acc[256] = "";
+	rc = dw_store_pending_moves(s, "acct", 77, pend_cb, acc, err, sizeof err);
+	is_str(acc, "5:Archive 7:Invalid ", "pending moves: by folder then uid, not the one without folder");
+	uint32_t moved[] = {5};
+	ok(dw_store_mark_moved(s, "acct", 77, moved, 1, err, sizeof err) == DW_OK, "mark moved");
+	acc[0] = '\0';
+	dw_store_pending_moves(s, "acct", 77, pend_cb, acc, err, sizeof err);
+	is_str(acc, "7:Invalid ", "after the move only uid 7 is pending");
+	acc[0] = '\0';
+	dw_store_pending_moves(s, "acct", 78, pend_cb, acc, err, sizeof err);
+	is_str(acc, "", "another uidvalidity has no pending moves");
+	int64_t c[5];
+	dw_store_verdict_counts(s, "acct", c, err, sizeof err);
+	ok(c[0] == 1 && c[2] == 1 && c[3] == 1 && c[1] == 0 && c[4] == 0, "verdict counts");
+	dw_store_close(s);
 }
 
 int
@@ -672,6 +773,7 @@ main(void)
 	test_query();
 	test_refusals();
 	test_big();
+	test_agent_state();
 	rm_rf(tmpdir);
 	return done_testing();
 }

@@ -1,0 +1,124 @@
+/*
+ * config.h - the YAML configuration file (libyaml).
+ *
+ * Two phases, as collectd and isync do it: the file is parsed into our own
+ * node tree that keeps line and column (cfg_node), then checked with typed
+ * getters into struct dw_config. Every problem is collected as
+ * "FILE:LINE:COL: path.to.key: what is wrong" and all are reported at once.
+ * Secrets (passwords, client secrets, refresh tokens) come from *_file keys
+ * or "env:NAME" and are read at load time into memory; they never appear in
+ * an error, a warning or a log line.
+ *
+ * Sections that later issues add (notifiers, rules) stay available as raw
+ * node trees through dw_config_section().
+ */
+#ifndef DW_CONFIG_H
+#define DW_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dw/limits.h"
+
+enum dw_source_kind { DW_SRC_IMAP = 1, DW_SRC_MAILDIR };
+enum dw_tls_mode { DW_TLS_IMPLICIT = 1, DW_TLS_STARTTLS, DW_TLS_NONE };
+enum dw_auth_kind { DW_AUTH_PASSWORD = 1, DW_AUTH_XOAUTH2 };
+enum dw_wait_mode { DW_MODE_IDLE = 1, DW_MODE_POLL };
+enum dw_trust_require { DW_TRUST_NONE = 0, DW_TRUST_DMARC, DW_TRUST_DKIM };
+enum dw_log_to { DW_LOG_STDERR = 1, DW_LOG_SYSLOG };
+
+/* One node of the parsed YAML document (our own tree; no libyaml types). */
+enum dw_cfg_type { DW_CFG_SCALAR = 1, DW_CFG_MAP, DW_CFG_SEQ };
+struct dw_cfg_node {
+	enum dw_cfg_type type;
+	unsigned line, col;          /* 1-based */
+	char *value;                 /* scalars: owned */
+	char *key;                   /* the key when this node is a map value: owned */
+	struct dw_cfg_node **items;  /* map values / sequence items: owned */
+	size_t nitems;
+	unsigned key_line, key_col;  /* where the key is, for map values (1-based) */
+	int quoted;                  /* scalar written quoted or as a block: never null */
+};
+
+struct dw_oauth2_cfg {
+	char *token_url;             /* default https://oauth2.googleapis.com/token */
+	char *client_id;
+	char *client_secret;         /* secret, from client_secret_file / env: */
+	char *refresh_token;         /* secret, from refresh_token_file / env: */
+	char *token_command;         /* alternative: a command printing an access token */
+	char *ca_file;               /* CA bundle for token_url; NULL = system store */
+};
+
+struct dw_account_cfg {
+	char *name;
+	unsigned line;               /* where the account is defined */
+	enum dw_source_kind source;
+	/* imap */
+	char *host;
+	unsigned port;               /* default 993 implicit, 143 starttls/none */
+	enum dw_tls_mode tls;
+	int allow_plaintext;
+	char *ca_file;               /* PEM bundle; NULL = system trust store */
+	int verify;                  /* 1 unless verify: false */
+	char *username;
+	enum dw_auth_kind auth;
+	char *password;              /* secret, from password_file / env: */
+	struct dw_oauth2_cfg oauth2;
+	/* maildir */
+	char *path;
+	/* both */
+	char *folder;                /* default INBOX */
+	char *archive_folder;        /* verdicts stored/duplicate; NULL = leave in place */
+	char *invalid_folder;        /* verdict invalid; NULL = leave */
+	char *untrusted_folder;      /* verdict untrusted; NULL = leave */
+	char *other_folder;          /* verdict not-a-report; NULL = leave */
+	enum dw_wait_mode mode;
+	unsigned poll_interval;      /* seconds, default 300 */
+	unsigned timeout;            /* seconds per network operation, default 60 */
+	uint64_t batch_bytes;        /* bytes fetched per round trip, default 16 MiB */
+	char **authserv_ids;         /* trust.authserv_id */
+	size_t nauthserv_ids;
+	enum dw_trust_require trust_require;
+};
+
+struct dw_config {
+	char *file;                  /* the path it was read from */
+	char *state_dir;             /* the database lives here (dmarcwatch.db) */
+	char *timezone;              /* IANA name, default UTC */
+	int log_level;               /* 0 error .. 3 debug; default 2 (info) */
+	enum dw_log_to log_to;
+	struct dw_limits limits;
+	struct dw_account_cfg *accounts;
+	size_t naccounts;
+	struct dw_cfg_node *root;    /* the whole tree, for later sections */
+	char *db_path;               /* private: cache for dw_config_db_path() */
+};
+
+/* Messages collected while loading: errors make the load fail; warnings
+ * (e.g. a world-readable secret file) do not. */
+struct dw_cfg_msgs {
+	char **errors;
+	size_t nerrors;
+	char **warnings;
+	size_t nwarnings;
+};
+void dw_cfg_msgs_free(struct dw_cfg_msgs *m);
+
+/*
+ * Load and check a configuration file. On success (DW_OK) *out is set. On
+ * failure returns DW_E_CONFIG and msgs->errors holds every problem found.
+ * Warnings may be present either way.
+ */
+int dw_config_load(const char *path, struct dw_config **out, struct dw_cfg_msgs *msgs);
+/* The same from a string (tests); name is used in messages. */
+int dw_config_load_string(const char *name, const char *text, size_t len, struct dw_config **out,
+                          struct dw_cfg_msgs *msgs);
+void dw_config_free(struct dw_config *c); /* NULL-safe; wipes secrets before freeing */
+
+/* The raw node of a top-level section ("notifiers", "rules"), or NULL. */
+const struct dw_cfg_node *dw_config_section(const struct dw_config *c, const char *key);
+
+/* The database path: state_dir + "/dmarcwatch.db" (owned by c). */
+const char *dw_config_db_path(struct dw_config *c);
+
+#endif

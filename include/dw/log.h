@@ -1,0 +1,25 @@
+/*
+ * log.h - logging for the agent, after OpenSMTPD's log.c: stderr in the
+ * foreground, syslog (LOG_MAIL) when configured. Levels: error, warning,
+ * info, debug. errno is saved and restored. Library stages never log; the
+ * agent loop and main do.
+ *
+ * The log settings are process-wide (set once by main, like the time zone).
+ * Never pass secrets (passwords, tokens, webhook URLs) to these functions.
+ */
+#ifndef DW_LOG_H
+#define DW_LOG_H
+
+#include "dw/util.h"
+
+enum { DW_LOG_ERROR = 0, DW_LOG_WARNING = 1, DW_LOG_INFO = 2, DW_LOG_DEBUG = 3 };
+
+/* to_syslog: openlog(ident, LOG_PID, LOG_MAIL). */
+void dw_log_init(int level, int to_syslog, const char *ident);
+void dw_log(int level, const char *fmt, ...) DW_PRINTF(2, 3);
+#define log_error(...) dw_log(DW_LOG_ERROR, __VA_ARGS__)
+#define log_warn(...) dw_log(DW_LOG_WARNING, __VA_ARGS__)
+#define log_info(...) dw_log(DW_LOG_INFO, __VA_ARGS__)
+#define log_debug(...) dw_log(DW_LOG_DEBUG, __VA_ARGS__)
+
+#endif

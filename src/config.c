@@ -1,0 +1,1855 @@
+/*
+ * config.c - the YAML configuration file. See dw/config.h.
+ *
+ * Phase 1 turns libyaml's event stream into our own node tree (struct
+ * dw_cfg_node) with 1-based line and column. The event API is used rather
+ * than the document loader because the loader silently resolves aliases; we
+ * want to see every anchor and alias and refuse it, and to catch duplicate
+ * keys, which libyaml accepts.
+ *
+ * Phase 2 walks the tree with small typed getters (string, bool, integer,
+ * size, duration, enumeration, secret) that each report a problem as
+ * "FILE:LINE:COL: path.to.key: what is wrong" and keep going, so one run
+ * shows every mistake. Values of secret-bearing keys are never quoted in a
+ * message; nor are URLs that could carry credentials.
+ *
+ * What it does not do: open the database, check the time zone name, or
+ * touch the network. Relative paths are taken relative to the directory of
+ * the configuration file (when loaded from a file), so a daemon that
+ * changes directory still finds them.
+ */
+#include "dw/config.h"
+#include "dw/util.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <yaml.h>
+
+#define CFG_FILE_MAX (1024 * 1024)   /* a configuration is a few KiB */
+#define CFG_DEPTH_MAX 32             /* nesting of mappings and lists */
+#define CFG_NODES_MAX 100000
+#define CFG_ERRORS_MAX 100           /* then "N more errors not shown" */
+#define SECRET_FILE_MAX (64 * 1024)
+#define ACCOUNTS_MAX 256
+#define AUTHSERV_IDS_MAX 32
+#define ACCOUNT_NAME_MAX 64
+
+#define DEFAULT_STATE_DIR "/var/lib/dmarcwatch"
+#define DEFAULT_TIMEZONE "UTC"
+#define DEFAULT_TOKEN_URL "https://oauth2.googleapis.com/token"
+#define DEFAULT_FOLDER "INBOX"
+#define DEFAULT_POLL_INTERVAL 300
+#define DEFAULT_TIMEOUT 60
+#define DEFAULT_BATCH_BYTES (UINT64_C(16) << 20)
+
+#define KiB (UINT64_C(1) << 10)
+#define MiB (UINT64_C(1) << 20)
+#define GiB (UINT64_C(1) << 30)
+
+#if defined(__GNUC__)
+#define CFG_VPRINTF(a) __attribute__((format(printf, a, 0)))
+#else
+#define CFG_VPRINTF(a)
+#endif
+
+/* ------------------------------------------------------------------ */
+/* Messages                                                            */
+
+/* State shared by both phases: where messages go and the dotted path of
+ * the key being looked at. */
+struct ctx {
+	const char *file;        /* name used in messages */
+	const char *basedir;     /* relative paths are resolved against it; NULL: as given */
+	struct dw_cfg_msgs *msgs;
+	size_t nerrors;          /* errors added by this load */
+	size_t dropped;          /* errors beyond CFG_ERRORS_MAX */
+	char path[512];
+	size_t plen;
+};
+
+static void
+push_msg(char ***v, size_t *n, char *s)
+{
+	*v = xreallocarray(*v, *n + 1, sizeof **v);
+	(*v)[(*n)++] = s;
+}
+
+/* Format "FILE:LINE:COL: PATH: text"; line 0 leaves out the position and
+ * an empty path leaves out the path. */
+CFG_VPRINTF(5) static void
+vmsg(struct ctx *x, int warning, unsigned line, unsigned col, const char *fmt, va_list ap)
+{
+	char text[1024];
+	char pos[64] = "";
+	vsnprintf(text, sizeof text, fmt, ap);
+	if (line > 0)
+		snprintf(pos, sizeof pos, ":%u:%u", line, col);
+	char *s = x->plen > 0 ? xasprintf("%s%s: %s: %s", x->file, pos, x->path, text)
+	                      : xasprintf("%s%s: %s", x->file, pos, text);
+	if (warning) {
+		push_msg(&x->msgs->warnings, &x->msgs->nwarnings, s);
+		return;
+	}
+	if (x->nerrors >= CFG_ERRORS_MAX) {
+		x->dropped++;
+		free(s);
+		return;
+	}
+	x->nerrors++;
+	push_msg(&x->msgs->errors, &x->msgs->nerrors, s);
+}
+
+DW_PRINTF(4, 5) static void
+err_at(struct ctx *x, unsigned line, unsigned col, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vmsg(x, 0, line, col, fmt, ap);
+	va_end(ap);
+}
+
+DW_PRINTF(4, 5) static void
+warn_at(struct ctx *x, unsigned line, unsigned col, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vmsg(x, 1, line, col, fmt, ap);
+	va_end(ap);
+}
+
+/* An error about a node's value, at the value. */
+DW_PRINTF(3, 4) static void
+err_node(struct ctx *x, const struct dw_cfg_node *n, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vmsg(x, 0, n->line, n->col, fmt, ap);
+	va_end(ap);
+}
+
+/* An error about a key itself (unknown, misplaced), at the key. */
+DW_PRINTF(3, 4) static void
+err_key(struct ctx *x, const struct dw_cfg_node *n, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vmsg(x, 0, n->key_line, n->key_col, fmt, ap);
+	va_end(ap);
+}
+
+void
+dw_cfg_msgs_free(struct dw_cfg_msgs *m)
+{
+	if (m == NULL)
+		return;
+	for (size_t i = 0; i < m->nerrors; i++)
+		free(m->errors[i]);
+	for (size_t i = 0; i < m->nwarnings; i++)
+		free(m->warnings[i]);
+	free(m->errors);
+	free(m->warnings);
+	memset(m, 0, sizeof *m);
+}
+
+/* The path of the key being checked: push returns the old length, which
+ * pop restores. A path too long for the buffer is cut, never overrun. */
+static size_t
+path_key(struct ctx *x, const char *key)
+{
+	size_t saved = x->plen;
+	int n = snprintf(x->path + x->plen, sizeof x->path - x->plen, "%s%s", x->plen > 0 ? "." : "", key);
+	if (n > 0)
+		x->plen += (size_t)n;
+	if (x->plen >= sizeof x->path)
+		x->plen = sizeof x->path - 1;
+	return saved;
+}
+
+static size_t
+path_index(struct ctx *x, size_t i)
+{
+	size_t saved = x->plen;
+	int n = snprintf(x->path + x->plen, sizeof x->path - x->plen, "[%zu]", i);
+	if (n > 0)
+		x->plen += (size_t)n;
+	if (x->plen >= sizeof x->path)
+		x->plen = sizeof x->path - 1;
+	return saved;
+}
+
+static void
+path_pop(struct ctx *x, size_t saved)
+{
+	x->plen = saved;
+	x->path[saved] = '\0';
+}
+
+/* A value for a message: quoted, control characters escaped, long values
+ * cut. Only ever called for values that are not secrets. */
+static const char *
+quote(const char *s, char *buf, size_t buflen)
+{
+	size_t o = 0, shown = 0;
+	buf[o++] = '"';
+	/* Each character takes at most 4 bytes; 6 stay free for "...", the
+	 * closing quote and the NUL. buflen is at least 16. */
+	for (; *s != '\0'; s++) {
+		unsigned char ch = (unsigned char)*s;
+		if (shown >= 60 || o + 10 > buflen) {
+			memcpy(buf + o, "...", 3);
+			o += 3;
+			break;
+		}
+		if (ch == '"' || ch == '\\') {
+			buf[o++] = '\\';
+			buf[o++] = (char)ch;
+		} else if (ch < 0x20 || ch == 0x7f) {
+			o += (size_t)snprintf(buf + o, buflen - o, "\\x%02x", ch);
+		} else {
+			buf[o++] = (char)ch;
+		}
+		shown++;
+	}
+	buf[o++] = '"';
+	buf[o] = '\0';
+	return buf;
+}
+
+/* ------------------------------------------------------------------ */
+/* The node tree                                                       */
+
+static void
+wipe_free(char *s)
+{
+	if (s != NULL) {
+		explicit_bzero(s, strlen(s));
+		free(s);
+	}
+}
+
+/* Scalars are wiped too: an inline secret lives in the tree. The depth is
+ * bounded by CFG_DEPTH_MAX, so recursion is fine. */
+static void
+node_free(struct dw_cfg_node *n)
+{
+	if (n == NULL)
+		return;
+	for (size_t i = 0; i < n->nitems; i++)
+		node_free(n->items[i]);
+	free(n->items);
+	wipe_free(n->value);
+	free(n->key);
+	free(n);
+}
+
+static int
+is_null(const struct dw_cfg_node *n)
+{
+	if (n->type != DW_CFG_SCALAR || n->quoted)
+		return 0;
+	const char *v = n->value;
+	return v[0] == '\0' || strcmp(v, "~") == 0 || strcmp(v, "null") == 0 || strcmp(v, "Null") == 0 ||
+	       strcmp(v, "NULL") == 0;
+}
+
+/* The value of key in a mapping: NULL when absent or null ("key:" alone
+ * or "key: ~"), which every getter takes as "not set". */
+static const struct dw_cfg_node *
+lookup(const struct dw_cfg_node *map, const char *key)
+{
+	if (map == NULL || map->type != DW_CFG_MAP)
+		return NULL;
+	for (size_t i = 0; i < map->nitems; i++)
+		if (strcmp(map->items[i]->key, key) == 0)
+			return is_null(map->items[i]) ? NULL : map->items[i];
+	return NULL;
+}
+
+static const char *
+type_name(const struct dw_cfg_node *n)
+{
+	switch (n->type) {
+	case DW_CFG_MAP:
+		return "a mapping";
+	case DW_CFG_SEQ:
+		return "a list";
+	default:
+		return "a single value";
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Phase 1: libyaml events to nodes                                    */
+
+struct frame {
+	struct dw_cfg_node *node;   /* a mapping or a list being filled */
+	size_t cap;
+	char *key;                  /* mapping: the key waiting for its value */
+	unsigned key_line, key_col;
+};
+
+struct builder {
+	struct ctx *x;
+	struct frame stack[CFG_DEPTH_MAX];
+	size_t depth;
+	struct dw_cfg_node *root;
+	size_t nodes;
+	unsigned docs;
+	int fatal;
+};
+
+/* Set the context path to where the parser stands, plus leaf if given.
+ * Below the top frame, the container being filled is the last item of its
+ * parent (containers are attached when they start); in the top frame the
+ * value being read is not attached yet. */
+static void
+builder_path(struct builder *b, const char *leaf)
+{
+	path_pop(b->x, 0);
+	for (size_t i = 0; i < b->depth; i++) {
+		const struct frame *f = &b->stack[i];
+		const struct dw_cfg_node *n = f->node;
+		int top = i + 1 == b->depth;
+		if (n->type == DW_CFG_SEQ)
+			path_index(b->x, top ? n->nitems : n->nitems - 1);
+		else if (top && f->key != NULL)
+			path_key(b->x, f->key);
+		else if (!top && n->nitems > 0)
+			path_key(b->x, n->items[n->nitems - 1]->key);
+	}
+	if (leaf != NULL)
+		path_key(b->x, leaf);
+}
+
+static int
+at_key(const struct builder *b)
+{
+	return b->depth > 0 && b->stack[b->depth - 1].node->type == DW_CFG_MAP &&
+	       b->stack[b->depth - 1].key == NULL;
+}
+
+static struct dw_cfg_node *
+node_new(struct builder *b, enum dw_cfg_type type, const yaml_mark_t *m)
+{
+	struct dw_cfg_node *n = xcalloc(1, sizeof *n);
+	n->type = type;
+	n->line = (unsigned)m->line + 1;
+	n->col = (unsigned)m->column + 1;
+	b->nodes++;
+	return n;
+}
+
+/* Hang a finished (or just started) value under the current container. */
+static void
+attach(struct builder *b, struct dw_cfg_node *n)
+{
+	if (b->depth == 0) {
+		b->root = n;
+		return;
+	}
+	struct frame *f = &b->stack[b->depth - 1];
+	if (f->node->type == DW_CFG_MAP) {
+		n->key = f->key;
+		n->key_line = f->key_line;
+		n->key_col = f->key_col;
+		f->key = NULL;
+	}
+	if (f->node->nitems == f->cap) {
+		f->cap = f->cap ? f->cap * 2 : 8;
+		f->node->items = xreallocarray(f->node->items, f->cap, sizeof *f->node->items);
+	}
+	f->node->items[f->node->nitems++] = n;
+}
+
+/* Anchors, aliases and tags are refused: aliases are how YAML bombs grow,
+ * and nothing in this file needs them. These errors are not fatal, so
+ * parsing goes on and reports the rest. */
+static void
+check_props(struct builder *b, const yaml_event_t *ev, const yaml_char_t *anchor, const yaml_char_t *tag)
+{
+	unsigned line = (unsigned)ev->start_mark.line + 1, col = (unsigned)ev->start_mark.column + 1;
+	if (anchor != NULL) {
+		builder_path(b, NULL);
+		err_at(b->x, line, col, "anchors and aliases are not supported (&%.40s); write the value out",
+		       (const char *)anchor);
+	}
+	if (tag != NULL) {
+		builder_path(b, NULL);
+		err_at(b->x, line, col, "YAML tags are not supported (%.40s)", (const char *)tag);
+	}
+}
+
+static void
+fatal_at(struct builder *b, const yaml_mark_t *m, const char *what)
+{
+	builder_path(b, NULL);
+	err_at(b->x, (unsigned)m->line + 1, (unsigned)m->column + 1, "%s", what);
+	b->fatal = 1;
+}
+
+static void
+on_scalar(struct builder *b, yaml_event_t *ev)
+{
+	const char *v = (const char *)ev->data.scalar.value;
+	size_t len = ev->data.scalar.length;
+	unsigned line = (unsigned)ev->start_mark.line + 1, col = (unsigned)ev->start_mark.column + 1;
+
+	if (at_key(b)) {
+		struct frame *f = &b->stack[b->depth - 1];
+		check_props(b, ev, ev->data.scalar.anchor, ev->data.scalar.tag);
+		if (memchr(v, '\0', len) != NULL) {
+			fatal_at(b, &ev->start_mark, "a key contains a NUL character");
+			return;
+		}
+		for (size_t i = 0; i < f->node->nitems; i++) {
+			const struct dw_cfg_node *o = f->node->items[i];
+			if (strcmp(o->key, v) == 0) {
+				builder_path(b, v);
+				err_at(b->x, line, col, "duplicate key (already set at line %u)", o->key_line);
+				break;
+			}
+		}
+		f->key = xstrndup(v, len);
+		f->key_line = line;
+		f->key_col = col;
+		return;
+	}
+	struct dw_cfg_node *n = node_new(b, DW_CFG_SCALAR, &ev->start_mark);
+	n->value = xstrndup(v, len);
+	n->quoted = ev->data.scalar.style != YAML_PLAIN_SCALAR_STYLE;
+	check_props(b, ev, ev->data.scalar.anchor, ev->data.scalar.tag);
+	if (memchr(v, '\0', len) != NULL) {
+		builder_path(b, NULL);
+		err_at(b->x, line, col, "the value contains a NUL character");
+	}
+	attach(b, n);
+}
+
+static void
+on_start(struct builder *b, yaml_event_t *ev, enum dw_cfg_type type)
+{
+	if (at_key(b)) {
+		fatal_at(b, &ev->start_mark, "keys must be plain words, not mappings or lists");
+		return;
+	}
+	if (b->depth == CFG_DEPTH_MAX) {
+		fatal_at(b, &ev->start_mark, "nested too deeply (more than 32 levels)");
+		return;
+	}
+	struct dw_cfg_node *n = node_new(b, type, &ev->start_mark);
+	if (type == DW_CFG_MAP)
+		check_props(b, ev, ev->data.mapping_start.anchor, ev->data.mapping_start.tag);
+	else
+		check_props(b, ev, ev->data.sequence_start.anchor, ev->data.sequence_start.tag);
+	attach(b, n);
+	struct frame *f = &b->stack[b->depth++];
+	memset(f, 0, sizeof *f);
+	f->node = n;
+}
+
+static void
+on_alias(struct builder *b, yaml_event_t *ev)
+{
+	builder_path(b, NULL);
+	err_at(b->x, (unsigned)ev->start_mark.line + 1, (unsigned)ev->start_mark.column + 1,
+	       "anchors and aliases are not supported (*%.40s); write the value out",
+	       (const char *)ev->data.alias.anchor);
+	/* Keep the tree shaped right so later errors point at the right keys. */
+	if (at_key(b)) {
+		struct frame *f = &b->stack[b->depth - 1];
+		f->key = xasprintf("*%s", (const char *)ev->data.alias.anchor);
+		f->key_line = (unsigned)ev->start_mark.line + 1;
+		f->key_col = (unsigned)ev->start_mark.column + 1;
+		return;
+	}
+	struct dw_cfg_node *n = node_new(b, DW_CFG_SCALAR, &ev->start_mark);
+	n->value = xstrdup("");
+	attach(b, n);
+}
+
+/* Line and column of a byte offset (reader errors carry only the offset). */
+static void
+offset_pos(const char *buf, size_t len, size_t off, unsigned *line, unsigned *col)
+{
+	*line = 1;
+	*col = 1;
+	for (size_t i = 0; i < off && i < len; i++) {
+		if (buf[i] == '\n') {
+			(*line)++;
+			*col = 1;
+		} else if (((unsigned char)buf[i] & 0xc0) != 0x80) {
+			(*col)++;
+		}
+	}
+}
+
+/* Does line (1-based) hold a tab in its leading blanks? Then libyaml's
+ * complaint is about indentation and we can say what to do. */
+static int
+tab_indented(const char *buf, size_t len, size_t line)
+{
+	size_t i = 0;
+	for (size_t l = 1; l < line && i < len; i++)
+		if (buf[i] == '\n')
+			l++;
+	for (; i < len && (buf[i] == ' ' || buf[i] == '\t'); i++)
+		if (buf[i] == '\t')
+			return 1;
+	return 0;
+}
+
+static void
+syntax_error(struct builder *b, const yaml_parser_t *p, const char *buf, size_t len)
+{
+	struct ctx *x = b->x;
+	const char *problem = p->problem != NULL ? p->problem : "unknown problem";
+	path_pop(x, 0);
+	if (p->error == YAML_READER_ERROR) {
+		unsigned line, col;
+		offset_pos(buf, len, p->problem_offset, &line, &col);
+		if (p->problem_value >= 0)
+			err_at(x, line, col, "syntax error: %s (byte 0x%02x); the file must be UTF-8 text", problem,
+			       (unsigned)p->problem_value & 0xffu);
+		else
+			err_at(x, line, col, "syntax error: %s; the file must be UTF-8 text", problem);
+		return;
+	}
+	if (p->error == YAML_MEMORY_ERROR) {
+		err_at(x, 0, 0, "syntax error: libyaml ran out of memory");
+		return;
+	}
+	char context[160] = "";
+	if (p->context != NULL)
+		snprintf(context, sizeof context, " (%s at line %zu, column %zu)", p->context,
+		         (size_t)p->context_mark.line + 1, (size_t)p->context_mark.column + 1);
+	size_t line = (size_t)p->problem_mark.line + 1;
+	err_at(x, (unsigned)line, (unsigned)p->problem_mark.column + 1, "syntax error: %s%s%s", problem, context,
+	       tab_indented(buf, len, line) ? "; indent with spaces, not tabs" : "");
+}
+
+/* Parse text into *root (NULL for an empty stream). Errors go to x. */
+static void
+parse_tree(struct ctx *x, const char *text, size_t len, struct dw_cfg_node **root)
+{
+	struct builder b;
+	yaml_parser_t p;
+	yaml_event_t ev;
+
+	memset(&b, 0, sizeof b);
+	b.x = x;
+	*root = NULL;
+	if (!yaml_parser_initialize(&p)) {
+		err_at(x, 0, 0, "cannot initialise the YAML parser");
+		return;
+	}
+	yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
+	for (;;) {
+		if (!yaml_parser_parse(&p, &ev)) {
+			syntax_error(&b, &p, text, len);
+			break;
+		}
+		int type = ev.type;
+		switch (ev.type) {
+		case YAML_DOCUMENT_START_EVENT:
+			if (++b.docs > 1)
+				fatal_at(&b, &ev.start_mark,
+				         "more than one YAML document (a second \"---\"); keep the whole "
+				         "configuration in one document");
+			break;
+		case YAML_SCALAR_EVENT:
+			on_scalar(&b, &ev);
+			break;
+		case YAML_ALIAS_EVENT:
+			on_alias(&b, &ev);
+			break;
+		case YAML_MAPPING_START_EVENT:
+			on_start(&b, &ev, DW_CFG_MAP);
+			break;
+		case YAML_SEQUENCE_START_EVENT:
+			on_start(&b, &ev, DW_CFG_SEQ);
+			break;
+		case YAML_MAPPING_END_EVENT:
+		case YAML_SEQUENCE_END_EVENT:
+			if (b.depth > 0) {
+				b.depth--;
+				free(b.stack[b.depth].key);
+				b.stack[b.depth].key = NULL;
+			}
+			break;
+		default:
+			break;
+		}
+		/* libyaml frees event text without clearing it; an inline secret
+		 * should not linger in freed memory longer than we can help. */
+		if (ev.type == YAML_SCALAR_EVENT && ev.data.scalar.value != NULL)
+			explicit_bzero(ev.data.scalar.value, ev.data.scalar.length);
+		yaml_event_delete(&ev);
+		if (!b.fatal && b.nodes > CFG_NODES_MAX) {
+			path_pop(x, 0);
+			err_at(x, 0, 0, "more than %d values; this is not a dmarcwatch configuration", CFG_NODES_MAX);
+			b.fatal = 1;
+		}
+		if (type == YAML_STREAM_END_EVENT || b.fatal)
+			break;
+	}
+	yaml_parser_delete(&p);
+	for (size_t i = 0; i < b.depth; i++)
+		free(b.stack[i].key);
+	path_pop(x, 0);
+	*root = b.root;
+}
+
+/* ------------------------------------------------------------------ */
+/* Scalar syntax: booleans, numbers, sizes, durations                  */
+
+enum { NUM_OK = 0, NUM_BAD, NUM_OVERFLOW };
+
+/* Leading decimal digits of *s into *v; advances *s. */
+static int
+parse_digits(const char **s, uint64_t *v)
+{
+	const char *p = *s;
+	uint64_t n = 0;
+	if (!isdigit((unsigned char)*p))
+		return NUM_BAD;
+	for (; isdigit((unsigned char)*p); p++) {
+		unsigned d = (unsigned)(*p - '0');
+		if (n > (UINT64_MAX - d) / 10)
+			return NUM_OVERFLOW;
+		n = n * 10 + d;
+	}
+	*s = p;
+	*v = n;
+	return NUM_OK;
+}
+
+static int
+parse_uint(const char *s, uint64_t *v)
+{
+	int rc = parse_digits(&s, v);
+	if (rc != NUM_OK)
+		return rc;
+	return *s == '\0' ? NUM_OK : NUM_BAD;
+}
+
+/*
+ * "64MiB", "512M", "1G", "64 KiB", "1000": K, M, G, T and KiB, MiB, GiB,
+ * TiB are powers of 1024 (what people mean for memory-ish limits); KB, MB,
+ * GB, TB are powers of 1000; B or nothing is bytes. Case does not matter.
+ */
+static int
+parse_size(const char *s, uint64_t *v)
+{
+	static const struct {
+		const char *suffix;
+		uint64_t mult;
+	} units[] = {
+	    {"", 1},
+	    {"b", 1},
+	    {"k", KiB},
+	    {"kib", KiB},
+	    {"kb", 1000},
+	    {"m", MiB},
+	    {"mib", MiB},
+	    {"mb", 1000000},
+	    {"g", GiB},
+	    {"gib", GiB},
+	    {"gb", 1000000000},
+	    {"t", UINT64_C(1) << 40},
+	    {"tib", UINT64_C(1) << 40},
+	    {"tb", UINT64_C(1000000000000)},
+	};
+	uint64_t n;
+	int rc = parse_digits(&s, &n);
+	if (rc != NUM_OK)
+		return rc;
+	while (*s == ' ')
+		s++;
+	for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+		if (strcasecmp(s, units[i].suffix) != 0)
+			continue;
+		if (n > UINT64_MAX / units[i].mult)
+			return NUM_OVERFLOW;
+		*v = n * units[i].mult;
+		return NUM_OK;
+	}
+	return NUM_BAD;
+}
+
+/*
+ * "30s", "5m", "1h", "1d", combinations like "1h30m" or "1h 30m", or a
+ * bare number of seconds ("300"). Units: s, m (minutes), h, d; their long
+ * forms (sec, min, hour, day, with or without a plural s) work too.
+ */
+static int
+parse_duration(const char *s, uint64_t *v)
+{
+	static const struct {
+		const char *unit;
+		uint64_t secs;
+	} units[] = {
+	    {"s", 1},         {"sec", 1},        {"secs", 1},       {"second", 1},   {"seconds", 1},
+	    {"m", 60},        {"min", 60},       {"mins", 60},      {"minute", 60},  {"minutes", 60},
+	    {"h", 3600},      {"hour", 3600},    {"hours", 3600},   {"d", 86400},    {"day", 86400},
+	    {"days", 86400},
+	};
+	uint64_t total = 0, n;
+	int rc = parse_digits(&s, &n);
+	if (rc != NUM_OK)
+		return rc;
+	if (*s == '\0') {
+		*v = n;
+		return NUM_OK;
+	}
+	for (;;) {
+		while (*s == ' ')
+			s++;
+		const char *u = s;
+		while (isalpha((unsigned char)*s))
+			s++;
+		size_t ulen = (size_t)(s - u), i;
+		for (i = 0; i < sizeof units / sizeof units[0]; i++)
+			if (strlen(units[i].unit) == ulen && strncasecmp(u, units[i].unit, ulen) == 0)
+				break;
+		if (i == sizeof units / sizeof units[0])
+			return NUM_BAD;
+		if (n > UINT64_MAX / units[i].secs || total > UINT64_MAX - n * units[i].secs)
+			return NUM_OVERFLOW;
+		total += n * units[i].secs;
+		while (*s == ' ')
+			s++;
+		if (*s == '\0')
+			break;
+		rc = parse_digits(&s, &n);
+		if (rc != NUM_OK)
+			return rc;
+		if (*s == '\0')
+			return NUM_BAD; /* "1h30": a unit is needed after the first part */
+	}
+	*v = total;
+	return NUM_OK;
+}
+
+/* Seconds as the largest exact unit, for messages: "1m", "90s", "1d". */
+static const char *
+fmt_duration(uint64_t secs, char *buf, size_t len)
+{
+	if (secs != 0 && secs % 86400 == 0)
+		snprintf(buf, len, "%" PRIu64 "d", secs / 86400);
+	else if (secs != 0 && secs % 3600 == 0)
+		snprintf(buf, len, "%" PRIu64 "h", secs / 3600);
+	else if (secs != 0 && secs % 60 == 0)
+		snprintf(buf, len, "%" PRIu64 "m", secs / 60);
+	else
+		snprintf(buf, len, "%" PRIu64 "s", secs);
+	return buf;
+}
+
+/* ------------------------------------------------------------------ */
+/* Phase 2: typed getters                                              */
+
+/*
+ * Every getter takes (map, key) and returns 1 when the key is set to a good
+ * value (stored in *out), 0 when it is absent or null (*out untouched, so
+ * the caller's default stays) and -1 when it is wrong (reported, with the
+ * key's dotted path and the value's position).
+ */
+
+/* A scalar value, or NULL (reported) when it is a mapping or a list. */
+static const struct dw_cfg_node *
+scalar(struct ctx *x, const struct dw_cfg_node *n)
+{
+	if (n->type == DW_CFG_SCALAR)
+		return n;
+	err_node(x, n, "expected a single value, got %s", type_name(n));
+	return NULL;
+}
+
+static int
+has_control(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return 1;
+	return 0;
+}
+
+/* A non-empty string without control characters. The value itself is
+ * never quoted in these messages, so this also serves secrets. */
+static int
+check_str(struct ctx *x, const struct dw_cfg_node *n)
+{
+	if (scalar(x, n) == NULL)
+		return -1;
+	if (n->value[0] == '\0') {
+		err_node(x, n, "must not be empty");
+		return -1;
+	}
+	if (has_control(n->value)) {
+		err_node(x, n, "contains a control character (a tab or a line break?)");
+		return -1;
+	}
+	return 1;
+}
+
+static int
+get_str(struct ctx *x, const struct dw_cfg_node *map, const char *key, char **out)
+{
+	const struct dw_cfg_node *n = lookup(map, key);
+	if (n == NULL)
+		return 0;
+	size_t saved = path_key(x, key);
+	int rc = check_str(x, n);
+	if (rc == 1) {
+		free(*out);
+		*out = xstrdup(n->value);
+	}
+	path_pop(x, saved);
+	return rc;
+}
+
+/* Relative paths are taken from the configuration file's directory. */
+static char *
+resolve_path(const struct ctx *x, const char *p)
+{
+	if (p[0] == '/' || x->basedir == NULL)
+		return xstrdup(p);
+	return xasprintf("%s/%s", x->basedir, p);
+}
+
+static int
+get_path(struct ctx *x, const struct dw_cfg_node *map, const char *key, char **out)
+{
+	char *s = NULL;
+	int rc = get_str(x, map, key, &s);
+	if (rc == 1) {
+		free(*out);
+		*out = resolve_path(x, s);
+		free(s);
+	}
+	return rc;
+}
+
+/* A path to a file that must be readable now (CA bundles). */
+static int
+get_readable_file(struct ctx *x, const struct dw_cfg_node *map, const char *key, char **out)
+{
+	int rc = get_path(x, map, key, out);
+	if (rc != 1)
+		return rc;
+	struct stat st;
+	const struct dw_cfg_node *n = lookup(map, key);
+	size_t saved = path_key(x, key);
+	if (stat(*out, &st) != 0 || access(*out, R_OK) != 0) {
+		err_node(x, n, "cannot read %s: %s", *out, strerror(errno));
+		rc = -1;
+	} else if (!S_ISREG(st.st_mode)) {
+		err_node(x, n, "%s is not a regular file", *out);
+		rc = -1;
+	}
+	path_pop(x, saved);
+	return rc;
+}
+
+static int
+get_bool(struct ctx *x, const struct dw_cfg_node *map, const char *key, int *out)
+{
+	static const char *const yes[] = {"true", "yes", "on"}, *const no[] = {"false", "no", "off"};
+	const struct dw_cfg_node *n = lookup(map, key);
+	if (n == NULL)
+		return 0;
+	size_t saved = path_key(x, key);
+	int rc = -1;
+	if (scalar(x, n) != NULL) {
+		for (size_t i = 0; i < 3 && rc < 0; i++) {
+			if (strcasecmp(n->value, yes[i]) == 0) {
+				*out = 1;
+				rc = 1;
+			} else if (strcasecmp(n->value, no[i]) == 0) {
+				*out = 0;
+				rc = 1;
+			}
+		}
+		if (rc < 0) {
+			char q[96];
+			err_node(x, n, "expected true or false (yes/no, on/off also work), got %s",
+			         quote(n->value, q, sizeof q));
+		}
+	}
+	path_pop(x, saved);
+	return rc;
+}
+
+static int
+get_uint(struct ctx *x, const struct dw_cfg_node *map, const char *key, uint64_t min, uint64_t max,
+         uint64_t *out)
+{
+	const struct dw_cfg_node *n = lookup(map, key);
+	if (n == NULL)
+		return 0;
+	size_t saved = path_key(x, key);
+	int rc = -1;
+	uint64_t v = 0;
+	if (scalar(x, n) != NULL) {
+		char q[96];
+		int prc = parse_uint(n->value, &v);
+		if (prc == NUM_OK && v >= min && v <= max) {
+			*out = v;
+			rc = 1;
+		} else {
+			err_node(x, n, "expected a whole number from %" PRIu64 " to %" PRIu64 ", got %s", min, max,
+			         quote(n->value, q, sizeof q));
+		}
+	}
+	path_pop(x, saved);
+	return rc;
+}
+
+static int
+get_unsigned(struct ctx *x, const struct dw_cfg_node *map, const char *key, unsigned min, unsigned max,
+             unsigned *out)
+{
+	uint64_t v = 0;
+	int rc = get_uint(x, map, key, min, max, &v);
+	if (rc == 1)
+		*out = (unsigned)v;
+	return rc;
+}
+
+static int
+get_size(struct ctx *x, const struct dw_cfg_node *map, const char *key, uint64_t min, uint64_t max,
+         uint64_t *out)
+{
+	const struct dw_cfg_node *n = lookup(map, key);
+	if (n == NULL)
+		return 0;
+	size_t saved = path_key(x, key);
+	int rc = -1;
+	uint64_t v = 0;
+	if (scalar(x, n) != NULL) {
+		char q[96], a[32], b[32];
+		int prc = parse_size(n->value, &v);
+		if (prc == NUM_BAD)
+			err_node(x, n, "expected a size like 512KiB, 64MiB, 512M or 1G, got %s",
+			         quote(n->value, q, sizeof q));
+		else if (prc == NUM_OVERFLOW || v < min || v > max)
+			err_node(x, n, "must be from %s to %s, got %s", dw_fmt_size(min, a, sizeof a),
+			         dw_fmt_size(max, b, sizeof b), quote(n->value, q, sizeof q));
+		else {
+			*out = v;
+			rc = 1;
+		}
+	}
+	path_pop(x, saved);
+	return rc;
+}
+
+static int
+get_duration(struct ctx *x, const struct dw_cfg_node *map, const char *key, unsigned min, unsigned max,
+             unsigned *out)
+{
+	const struct dw_cfg_node *n = lookup(map, key);
+	if (n == NULL)
+		return 0;
+	size_t saved = path_key(x, key);
+	int rc = -1;
+	uint64_t v = 0;
+	if (scalar(x, n) != NULL) {
+		char q[96], a[32], b[32];
+		int prc = parse_duration(n->value, &v);
+		if (prc == NUM_BAD)
+			err_node(x, n, "expected a duration like 30s, 5m, 1h or 1h30m, got %s",
+			         quote(n->value, q, sizeof q));
+		else if (prc == NUM_OVERFLOW || v < min || v > max)
+			err_node(x, n, "must be from %s to %s, got %s", fmt_duration(min, a, sizeof a),
+			         fmt_duration(max, b, sizeof b), quote(n->value, q, sizeof q));
+		else {
+			*out = (unsigned)v;
+			rc = 1;
+		}
+	}
+	path_pop(x, saved);
+	return rc;
+}
+
+/* One of names[] (case does not matter); *out = values[i]. */
+static int
+get_enum(struct ctx *x, const struct dw_cfg_node *map, const char *key, const char *const *names,
+         const int *values, int *out)
+{
+	const struct dw_cfg_node *n = lookup(map, key);
+	if (n == NULL)
+		return 0;
+	size_t saved = path_key(x, key);
+	int rc = -1;
+	if (scalar(x, n) != NULL) {
+		char list[256] = "", q[96];
+		size_t i;
+		for (i = 0; names[i] != NULL; i++)
+			if (strcasecmp(n->value, names[i]) == 0)
+				break;
+		if (names[i] != NULL) {
+			*out = values[i];
+			rc = 1;
+		} else {
+			for (i = 0; names[i] != NULL; i++) {
+				size_t l = strlen(list);
+				snprintf(list + l, sizeof list - l, "%s%s", i == 0 ? "" : names[i + 1] ? ", " : " or ",
+				         names[i]);
+			}
+			err_node(x, n, "expected %s, got %s", list, quote(n->value, q, sizeof q));
+		}
+	}
+	path_pop(x, saved);
+	return rc;
+}
+
+/* A mapping (section), or NULL when absent; wrong types are reported. The
+ * value is not quoted: sections like oauth2 hold secrets. */
+static const struct dw_cfg_node *
+get_map(struct ctx *x, const struct dw_cfg_node *map, const char *key, int *bad)
+{
+	const struct dw_cfg_node *n = lookup(map, key);
+	if (n == NULL || n->type == DW_CFG_MAP)
+		return n;
+	size_t saved = path_key(x, key);
+	err_node(x, n, "expected a mapping (indented key: value lines), got %s", type_name(n));
+	path_pop(x, saved);
+	if (bad != NULL)
+		*bad = 1;
+	return NULL;
+}
+
+/* "key is required" is reported at the mapping that lacks it. */
+DW_PRINTF(4, 5) static void
+missing(struct ctx *x, const struct dw_cfg_node *map, const char *key, const char *fmt, ...)
+{
+	va_list ap;
+	size_t saved = path_key(x, key);
+	va_start(ap, fmt);
+	vmsg(x, 0, map->line, map->col, fmt, ap);
+	va_end(ap);
+	path_pop(x, saved);
+}
+
+/* A key that is valid somewhere else but not here. */
+static void
+misplaced(struct ctx *x, const struct dw_cfg_node *map, const char *const *keys, const char *why)
+{
+	for (size_t i = 0; i < map->nitems; i++) {
+		const struct dw_cfg_node *n = map->items[i];
+		for (size_t k = 0; keys[k] != NULL; k++) {
+			if (strcmp(n->key, keys[k]) != 0)
+				continue;
+			size_t saved = path_key(x, n->key);
+			err_key(x, n, "%s", why);
+			path_pop(x, saved);
+		}
+	}
+}
+
+/* Optimal string alignment distance, for "did you mean". Short strings
+ * only; longer ones are not worth a suggestion. */
+static size_t
+edit_distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	size_t d[33][33];
+	if (la > 32 || lb > 32)
+		return SIZE_MAX;
+	for (size_t i = 0; i <= la; i++)
+		d[i][0] = i;
+	for (size_t j = 0; j <= lb; j++)
+		d[0][j] = j;
+	for (size_t i = 1; i <= la; i++) {
+		for (size_t j = 1; j <= lb; j++) {
+			size_t cost = tolower((unsigned char)a[i - 1]) == tolower((unsigned char)b[j - 1]) ? 0 : 1;
+			size_t best = d[i - 1][j] + 1;
+			if (d[i][j - 1] + 1 < best)
+				best = d[i][j - 1] + 1;
+			if (d[i - 1][j - 1] + cost < best)
+				best = d[i - 1][j - 1] + cost;
+			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && d[i - 2][j - 2] + 1 < best)
+				best = d[i - 2][j - 2] + 1;
+			d[i][j] = best;
+		}
+	}
+	return d[la][lb];
+}
+
+/* Every key of map must be in allowed; the others are reported. */
+static void
+check_keys(struct ctx *x, const struct dw_cfg_node *map, const char *const *allowed)
+{
+	for (size_t i = 0; i < map->nitems; i++) {
+		const struct dw_cfg_node *n = map->items[i];
+		const char *best = NULL;
+		size_t bestd = SIZE_MAX, k;
+		for (k = 0; allowed[k] != NULL; k++) {
+			if (strcmp(n->key, allowed[k]) == 0)
+				break;
+			size_t dist = edit_distance(n->key, allowed[k]);
+			if (dist < bestd) {
+				bestd = dist;
+				best = allowed[k];
+			}
+		}
+		if (allowed[k] != NULL)
+			continue;
+		size_t saved = path_key(x, n->key);
+		if (best != NULL && bestd <= (strlen(n->key) <= 4 ? 1u : 2u))
+			err_key(x, n, "unknown key (did you mean %s?)", best);
+		else
+			err_key(x, n, "unknown key");
+		path_pop(x, saved);
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Secrets                                                             */
+
+/*
+ * The first line of a secret file. Refused: not a regular file, larger
+ * than SECRET_FILE_MAX, an empty first line, a NUL byte. *loose is set
+ * when group or others have any access. The buffer is wiped.
+ */
+static int
+read_secret_file(const char *path, char **out, int *loose, char *why, size_t whylen)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return dw_err(why, whylen, -1, "cannot open %s: %s", path, strerror(errno));
+	struct stat st;
+	int rc = -1;
+	char *buf = NULL;
+	size_t len = 0;
+	if (fstat(fd, &st) != 0) {
+		dw_err(why, whylen, -1, "cannot stat %s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		dw_err(why, whylen, -1, "%s is not a regular file", path);
+		goto out;
+	}
+	if (st.st_size > SECRET_FILE_MAX) {
+		dw_err(why, whylen, -1, "%s is larger than 64 KiB; it should hold the secret on one line", path);
+		goto out;
+	}
+	*loose = (st.st_mode & 077) != 0;
+	/* One byte more than the limit, so a file that grew since fstat is seen. */
+	buf = xmalloc(SECRET_FILE_MAX + 1);
+	for (;;) {
+		ssize_t r = read(fd, buf + len, SECRET_FILE_MAX + 1 - len);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			dw_err(why, whylen, -1, "cannot read %s: %s", path, strerror(errno));
+			goto out;
+		}
+		if (r == 0)
+			break;
+		len += (size_t)r;
+		if (len > SECRET_FILE_MAX) {
+			dw_err(why, whylen, -1, "%s is larger than 64 KiB; it should hold the secret on one line",
+			       path);
+			goto out;
+		}
+	}
+	size_t n = 0;
+	while (n < len && buf[n] != '\n')
+		n++;
+	if (n > 0 && buf[n - 1] == '\r')
+		n--;
+	if (n == 0) {
+		dw_err(why, whylen, -1, "%s is empty (the secret goes on its first line)", path);
+		goto out;
+	}
+	if (memchr(buf, '\0', n) != NULL) {
+		dw_err(why, whylen, -1, "%s contains a NUL byte; it should hold the secret as text", path);
+		goto out;
+	}
+	*out = xstrndup(buf, n);
+	rc = 0;
+out:
+	if (buf != NULL) {
+		explicit_bzero(buf, len);
+		free(buf);
+	}
+	close(fd);
+	return rc;
+}
+
+/* "env:NAME": the value of an environment variable (named, never shown). */
+static int
+read_secret_env(struct ctx *x, const struct dw_cfg_node *n, char **out)
+{
+	const char *name = n->value + 4;
+	size_t i;
+	for (i = 0; name[i] != '\0'; i++)
+		if (!(isalnum((unsigned char)name[i]) || name[i] == '_'))
+			break;
+	if (i == 0 || name[i] != '\0' || isdigit((unsigned char)name[0])) {
+		err_node(x, n, "env: must be followed by an environment variable name (letters, digits, _)");
+		return -1;
+	}
+	const char *v = getenv(name);
+	if (v == NULL || v[0] == '\0') {
+		err_node(x, n, "environment variable %s is %s", name, v == NULL ? "not set" : "empty");
+		return -1;
+	}
+	if (has_control(v)) {
+		err_node(x, n, "environment variable %s contains a control character", name);
+		return -1;
+	}
+	*out = xstrdup(v);
+	return 1;
+}
+
+/*
+ * A secret given as KEY (inline, or env:NAME) or as KEY_file (a path whose
+ * first line is the secret). Returns like the getters. Only names and
+ * paths appear in messages, never the secret.
+ */
+static int
+get_secret(struct ctx *x, const struct dw_cfg_node *map, const char *key, char **out)
+{
+	char fkey[64];
+	snprintf(fkey, sizeof fkey, "%s_file", key);
+	const struct dw_cfg_node *in = lookup(map, key), *fn = lookup(map, fkey);
+	int rc = 0;
+
+	if (in != NULL && fn != NULL) {
+		size_t saved = path_key(x, fkey);
+		err_key(x, fn, "set either %s or %s, not both", key, fkey);
+		path_pop(x, saved);
+		return -1;
+	}
+	if (in != NULL) {
+		size_t saved = path_key(x, key);
+		rc = check_str(x, in);
+		if (rc == 1 && strncmp(in->value, "env:", 4) == 0) {
+			rc = read_secret_env(x, in, out);
+		} else if (rc == 1) {
+			*out = xstrdup(in->value);
+			warn_at(x, in->line, in->col,
+			        "secret written in the configuration file; put it in %s (chmod 600) or use env:NAME",
+			        fkey);
+		}
+		path_pop(x, saved);
+		return rc;
+	}
+	if (fn != NULL) {
+		char *p = NULL;
+		rc = get_path(x, map, fkey, &p);
+		if (rc != 1)
+			return rc;
+		size_t saved = path_key(x, fkey);
+		char why[PATH_MAX + 128];
+		int loose = 0;
+		if (read_secret_file(p, out, &loose, why, sizeof why) != 0) {
+			err_node(x, fn, "%s", why);
+			rc = -1;
+		} else if (loose) {
+			warn_at(x, fn->line, fn->col, "%s is readable by group or others (chmod 600 it)", p);
+		}
+		path_pop(x, saved);
+		free(p);
+	}
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Sections                                                            */
+
+static const char *const top_keys[] = {"state_dir", "timezone", "log",   "limits",
+                                       "accounts",  "notifiers", "rules", NULL};
+static const char *const log_keys[] = {"level", "to", NULL};
+static const char *const limits_keys[] = {"mail_max",        "decompressed_max", "ratio_max",
+                                          "ratio_grace",     "zip_members_max",  "rfc822_depth_max",
+                                          "records_max",     "xml_depth_max",    NULL};
+static const char *const account_keys[] = {
+    "name",           "source",         "host",             "port",          "tls",
+    "allow_plaintext", "ca_file",       "verify",           "username",      "auth",
+    "password",       "password_file",  "oauth2",           "path",          "folder",
+    "archive_folder", "invalid_folder", "untrusted_folder", "other_folder",  "mode",
+    "poll_interval",  "timeout",        "batch_bytes",      "trust",         NULL};
+static const char *const imap_only_keys[] = {"host",     "port",          "tls",    "allow_plaintext",
+                                             "ca_file",  "verify",        "username", "auth",
+                                             "password", "password_file", "oauth2", NULL};
+static const char *const maildir_only_keys[] = {"path", NULL};
+static const char *const oauth2_keys[] = {"token_url",          "client_id",     "client_secret",
+                                          "client_secret_file", "refresh_token", "refresh_token_file",
+                                          "token_command",      "ca_file",       NULL};
+static const char *const trust_keys[] = {"authserv_id", "require", NULL};
+
+static void
+load_log(struct ctx *x, const struct dw_cfg_node *root, struct dw_config *c)
+{
+	static const char *const levels[] = {"error", "warning", "info", "debug", NULL};
+	static const int level_v[] = {0, 1, 2, 3};
+	static const char *const tos[] = {"stderr", "syslog", NULL};
+	static const int to_v[] = {DW_LOG_STDERR, DW_LOG_SYSLOG};
+	const struct dw_cfg_node *log = get_map(x, root, "log", NULL);
+	if (log == NULL)
+		return;
+	size_t saved = path_key(x, "log");
+	check_keys(x, log, log_keys);
+	int v;
+	if (get_enum(x, log, "level", levels, level_v, &v) == 1)
+		c->log_level = v;
+	if (get_enum(x, log, "to", tos, to_v, &v) == 1)
+		c->log_to = (enum dw_log_to)v;
+	path_pop(x, saved);
+}
+
+static void
+load_limits(struct ctx *x, const struct dw_cfg_node *root, struct dw_limits *l)
+{
+	const struct dw_cfg_node *m = get_map(x, root, "limits", NULL);
+	if (m == NULL)
+		return;
+	size_t saved = path_key(x, "limits");
+	check_keys(x, m, limits_keys);
+	/* Floors keep a typo from starving the parser; ceilings keep a typo
+	 * from opening the door the limit is there to close. */
+	get_size(x, m, "mail_max", 64 * KiB, 2 * GiB, &l->mail_max);
+	get_size(x, m, "decompressed_max", 64 * KiB, 64 * GiB, &l->decompressed_max);
+	get_uint(x, m, "ratio_max", 1, 1000000, &l->ratio_max);
+	get_size(x, m, "ratio_grace", 0, 1 * GiB, &l->ratio_grace);
+	get_unsigned(x, m, "zip_members_max", 1, 10000, &l->zip_members_max);
+	get_unsigned(x, m, "rfc822_depth_max", 0, 16, &l->rfc822_depth_max);
+	get_uint(x, m, "records_max", 1, 1000000000, &l->records_max);
+	get_unsigned(x, m, "xml_depth_max", 8, 1024, &l->xml_depth_max);
+	path_pop(x, saved);
+}
+
+/* https, or plain http to the loopback interface (a test endpoint). The
+ * URL is never quoted: it could carry credentials. */
+static int
+url_ok(const char *u)
+{
+	static const char *const loop[] = {"127.0.0.1", "localhost", "[::1]"};
+	if (strncasecmp(u, "https://", 8) == 0)
+		return u[8] != '\0' && u[8] != '/';
+	if (strncasecmp(u, "http://", 7) != 0)
+		return 0;
+	for (size_t i = 0; i < 3; i++) {
+		size_t l = strlen(loop[i]);
+		if (strncasecmp(u + 7, loop[i], l) == 0 && (u[7 + l] == '\0' || u[7 + l] == ':' || u[7 + l] == '/'))
+			return 1;
+	}
+	return 0;
+}
+
+static void
+load_oauth2(struct ctx *x, const struct dw_cfg_node *m, struct dw_oauth2_cfg *o)
+{
+	size_t saved = path_key(x, "oauth2");
+	check_keys(x, m, oauth2_keys);
+	if (get_str(x, m, "token_url", &o->token_url) == 1 && !url_ok(o->token_url)) {
+		size_t s2 = path_key(x, "token_url");
+		err_node(x, lookup(m, "token_url"),
+		         "must be an https:// URL (plain http only to 127.0.0.1, localhost or [::1])");
+		path_pop(x, s2);
+	}
+	int id = get_str(x, m, "client_id", &o->client_id);
+	get_secret(x, m, "client_secret", &o->client_secret);
+	int rt = get_secret(x, m, "refresh_token", &o->refresh_token);
+	int cmd = get_str(x, m, "token_command", &o->token_command);
+	get_readable_file(x, m, "ca_file", &o->ca_file);
+
+	if (cmd != 0 && rt != 0) {
+		size_t s2 = path_key(x, "token_command");
+		err_key(x, lookup(m, "token_command"),
+		        "set either token_command or refresh_token_file (with client_id), not both");
+		path_pop(x, s2);
+	} else if (cmd == 0 && rt == 0) {
+		err_node(x, m, "needs refresh_token_file (with client_id), or token_command");
+	} else if (rt != 0 && id == 0) {
+		missing(x, m, "client_id", "required with refresh_token (the OAuth client that issued it)");
+	}
+	path_pop(x, saved);
+}
+
+static void
+load_trust(struct ctx *x, const struct dw_cfg_node *acct, struct dw_account_cfg *a)
+{
+	static const char *const reqs[] = {"dmarc", "dkim", "none", NULL};
+	static const int req_v[] = {DW_TRUST_DMARC, DW_TRUST_DKIM, DW_TRUST_NONE};
+	const struct dw_cfg_node *t = get_map(x, acct, "trust", NULL);
+	a->trust_require = DW_TRUST_NONE;
+	if (t == NULL)
+		return;
+	size_t saved = path_key(x, "trust");
+	check_keys(x, t, trust_keys);
+	int v, bad = 0;
+	a->trust_require = DW_TRUST_DMARC;
+	if (get_enum(x, t, "require", reqs, req_v, &v) == 1)
+		a->trust_require = (enum dw_trust_require)v;
+	else if (lookup(t, "require") != NULL)
+		bad = 1;
+
+	const struct dw_cfg_node *ids = lookup(t, "authserv_id");
+	if (ids != NULL) {
+		size_t s2 = path_key(x, "authserv_id");
+		/* One id may be written without the list brackets. */
+		const struct dw_cfg_node *const *items = &ids;
+		size_t nitems = 1;
+		if (ids->type == DW_CFG_SEQ) {
+			items = (const struct dw_cfg_node *const *)ids->items;
+			nitems = ids->nitems;
+		}
+		if (ids->type == DW_CFG_MAP) {
+			err_node(x, ids, "expected a list of authserv-ids, got a mapping");
+			bad = 1;
+			nitems = 0;
+		} else if (nitems > AUTHSERV_IDS_MAX) {
+			err_node(x, ids, "more than %d authserv-ids", AUTHSERV_IDS_MAX);
+			bad = 1;
+			nitems = 0;
+		}
+		a->authserv_ids = xcalloc(nitems ? nitems : 1, sizeof *a->authserv_ids);
+		for (size_t i = 0; i < nitems; i++) {
+			const struct dw_cfg_node *n = items[i];
+			size_t s3 = ids->type == DW_CFG_SEQ ? path_index(x, i) : x->plen;
+			char q[96];
+			if (check_str(x, n) != 1) {
+				bad = 1;
+			} else if (strpbrk(n->value, " ;") != NULL) {
+				err_node(x, n, "an authserv-id is one word (a host name), got %s",
+				         quote(n->value, q, sizeof q));
+				bad = 1;
+			} else {
+				a->authserv_ids[a->nauthserv_ids++] = xstrdup(n->value);
+			}
+			path_pop(x, s3);
+		}
+		path_pop(x, s2);
+	}
+	if (a->trust_require != DW_TRUST_NONE && a->nauthserv_ids == 0 && !bad) {
+		const char *req = a->trust_require == DW_TRUST_DKIM ? "dkim" : "dmarc";
+		missing(x, t, "authserv_id",
+		        "required when trust.require is %s: list the authserv-id your own mail servers write in "
+		        "Authentication-Results (or set require: none)",
+		        req);
+	}
+	path_pop(x, saved);
+}
+
+static void
+load_folders(struct ctx *x, const struct dw_cfg_node *m, struct dw_account_cfg *a)
+{
+	static const char *const keys[] = {"archive_folder", "invalid_folder", "untrusted_folder", "other_folder"};
+	char **slots[] = {&a->archive_folder, &a->invalid_folder, &a->untrusted_folder, &a->other_folder};
+	get_str(x, m, "folder", &a->folder);
+	for (size_t i = 0; i < 4; i++) {
+		if (get_str(x, m, keys[i], slots[i]) != 1 || strcmp(*slots[i], a->folder) != 0)
+			continue;
+		size_t saved = path_key(x, keys[i]);
+		err_node(x, lookup(m, keys[i]), "is the folder being read (%s); leave it out to keep mail where it is",
+		         a->folder);
+		path_pop(x, saved);
+	}
+}
+
+static void
+load_imap(struct ctx *x, const struct dw_cfg_node *m, struct dw_account_cfg *a, int poll_set)
+{
+	static const char *const tlss[] = {"implicit", "starttls", "none", NULL};
+	static const int tls_v[] = {DW_TLS_IMPLICIT, DW_TLS_STARTTLS, DW_TLS_NONE};
+	static const char *const auths[] = {"password", "xoauth2", NULL};
+	static const int auth_v[] = {DW_AUTH_PASSWORD, DW_AUTH_XOAUTH2};
+	int v, oauth_bad = 0;
+
+	misplaced(x, m, maildir_only_keys, "only used with source: maildir");
+	if (get_str(x, m, "host", &a->host) == 0)
+		missing(x, m, "host", "required for source: imap (the IMAP server's name)");
+	else if (a->host != NULL && strchr(a->host, ' ') != NULL) {
+		size_t saved = path_key(x, "host");
+		err_node(x, lookup(m, "host"), "a host name has no spaces");
+		path_pop(x, saved);
+	}
+	a->tls = DW_TLS_IMPLICIT;
+	if (get_enum(x, m, "tls", tlss, tls_v, &v) == 1)
+		a->tls = (enum dw_tls_mode)v;
+	get_bool(x, m, "allow_plaintext", &a->allow_plaintext);
+	a->port = a->tls == DW_TLS_IMPLICIT ? 993 : 143;
+	get_unsigned(x, m, "port", 1, 65535, &a->port);
+	get_readable_file(x, m, "ca_file", &a->ca_file);
+	get_bool(x, m, "verify", &a->verify);
+	if (get_str(x, m, "username", &a->username) == 0)
+		missing(x, m, "username", "required for source: imap");
+
+	const struct dw_cfg_node *om = get_map(x, m, "oauth2", &oauth_bad);
+	/* auth defaults to what the credentials given suggest. */
+	a->auth = (om != NULL || oauth_bad) ? DW_AUTH_XOAUTH2 : DW_AUTH_PASSWORD;
+	int auth_rc = get_enum(x, m, "auth", auths, auth_v, &v);
+	if (auth_rc == 1)
+		a->auth = (enum dw_auth_kind)v;
+	int pw = get_secret(x, m, "password", &a->password);
+
+	if (a->auth == DW_AUTH_PASSWORD && auth_rc >= 0) {
+		if (pw == 0)
+			missing(x, m, "password_file",
+			        "required with auth: password (a file holding the password, or password: env:NAME)");
+		if (om != NULL) {
+			size_t saved = path_key(x, "oauth2");
+			err_key(x, om, "only used with auth: xoauth2");
+			path_pop(x, saved);
+		}
+	} else if (a->auth == DW_AUTH_XOAUTH2 && auth_rc >= 0) {
+		const struct dw_cfg_node *p = lookup(m, "password") ? lookup(m, "password") : lookup(m, "password_file");
+		if (p != NULL) {
+			size_t saved = path_key(x, p->key);
+			err_key(x, p, "not used with auth: xoauth2 (the oauth2 section holds the credentials)");
+			path_pop(x, saved);
+		}
+		if (om != NULL)
+			load_oauth2(x, om, &a->oauth2);
+		else if (!oauth_bad)
+			missing(x, m, "oauth2",
+			        "required with auth: xoauth2 (refresh_token_file and client_id, or token_command)");
+		if (a->oauth2.token_url == NULL)
+			a->oauth2.token_url = xstrdup(DEFAULT_TOKEN_URL);
+	}
+
+	if (a->tls == DW_TLS_NONE && !a->allow_plaintext) {
+		size_t saved = path_key(x, "tls");
+		err_node(x, lookup(m, "tls"),
+		         "none sends the credentials in clear text; set allow_plaintext: true to allow it "
+		         "(only for a server on this machine)");
+		path_pop(x, saved);
+	}
+	if (poll_set && a->poll_interval < 60 && a->host != NULL && strcasecmp(a->host, "imap.gmail.com") == 0) {
+		const struct dw_cfg_node *n = lookup(m, "poll_interval");
+		size_t saved = path_key(x, "poll_interval");
+		warn_at(x, n->line, n->col,
+		        "polling Gmail more often than once a minute may get the account throttled; use 1m or more "
+		        "(or mode: idle)");
+		path_pop(x, saved);
+	}
+}
+
+static void
+load_account(struct ctx *x, const struct dw_cfg_node *m, struct dw_config *c, size_t idx)
+{
+	static const char *const sources[] = {"imap", "maildir", NULL};
+	static const int source_v[] = {DW_SRC_IMAP, DW_SRC_MAILDIR};
+	static const char *const modes[] = {"idle", "poll", NULL};
+	static const int mode_v[] = {DW_MODE_IDLE, DW_MODE_POLL};
+	struct dw_account_cfg *a = &c->accounts[idx];
+	int v;
+
+	a->line = m->line;
+	a->verify = 1;
+	a->folder = xstrdup(DEFAULT_FOLDER);
+	a->poll_interval = DEFAULT_POLL_INTERVAL;
+	a->timeout = DEFAULT_TIMEOUT;
+	a->batch_bytes = DEFAULT_BATCH_BYTES;
+	if (m->type != DW_CFG_MAP) {
+		err_node(x, m, "expected an account (indented key: value lines), got %s", type_name(m));
+		return;
+	}
+	check_keys(x, m, account_keys);
+
+	int name_rc = get_str(x, m, "name", &a->name);
+	if (name_rc == 0)
+		missing(x, m, "name", "required (a short name for logs and the database: letters, digits, . _ -)");
+	if (name_rc == 1) {
+		const struct dw_cfg_node *n = lookup(m, "name");
+		size_t saved = path_key(x, "name");
+		char q[96];
+		size_t len = strspn(a->name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-");
+		if (a->name[len] != '\0' || len > ACCOUNT_NAME_MAX)
+			err_node(x, n, "expected up to %d letters, digits, '.', '_' or '-', got %s", ACCOUNT_NAME_MAX,
+			         quote(a->name, q, sizeof q));
+		for (size_t i = 0; i < idx; i++) {
+			if (c->accounts[i].name != NULL && strcmp(c->accounts[i].name, a->name) == 0) {
+				err_node(x, n, "%s is already the name of accounts[%zu] (line %u)", quote(a->name, q, sizeof q),
+				         i, c->accounts[i].line);
+				break;
+			}
+		}
+		path_pop(x, saved);
+	}
+
+	int src_rc = get_enum(x, m, "source", sources, source_v, &v);
+	if (src_rc == 1)
+		a->source = (enum dw_source_kind)v;
+	else if (src_rc == 0)
+		missing(x, m, "source", "required: imap or maildir");
+
+	load_folders(x, m, a);
+	a->mode = a->source == DW_SRC_MAILDIR ? DW_MODE_POLL : DW_MODE_IDLE;
+	if (get_enum(x, m, "mode", modes, mode_v, &v) == 1) {
+		a->mode = (enum dw_wait_mode)v;
+		if (a->mode == DW_MODE_IDLE && a->source == DW_SRC_MAILDIR) {
+			size_t saved = path_key(x, "mode");
+			err_node(x, lookup(m, "mode"), "idle needs source: imap; a maildir is polled (mode: poll)");
+			path_pop(x, saved);
+		}
+	}
+	int poll_set = get_duration(x, m, "poll_interval", 1, 86400, &a->poll_interval) == 1;
+	get_duration(x, m, "timeout", 1, 3600, &a->timeout);
+	get_size(x, m, "batch_bytes", 64 * KiB, 1 * GiB, &a->batch_bytes);
+	load_trust(x, m, a);
+
+	if (a->source == DW_SRC_IMAP) {
+		load_imap(x, m, a, poll_set);
+	} else if (a->source == DW_SRC_MAILDIR) {
+		misplaced(x, m, imap_only_keys, "only used with source: imap");
+		if (get_path(x, m, "path", &a->path) == 0)
+			missing(x, m, "path", "required for source: maildir (the maildir directory)");
+	}
+}
+
+static void
+load_accounts(struct ctx *x, const struct dw_cfg_node *root, struct dw_config *c)
+{
+	const struct dw_cfg_node *l = lookup(root, "accounts");
+	size_t saved = path_key(x, "accounts");
+	if (l == NULL) {
+		err_node(x, root, "required: a list of at least one account");
+	} else if (l->type != DW_CFG_SEQ) {
+		err_node(x, l, "expected a list of accounts (each starting with \"- name:\"), got %s", type_name(l));
+	} else if (l->nitems == 0) {
+		err_node(x, l, "at least one account is required");
+	} else if (l->nitems > ACCOUNTS_MAX) {
+		err_node(x, l, "more than %d accounts", ACCOUNTS_MAX);
+	} else {
+		c->accounts = xcalloc(l->nitems, sizeof *c->accounts);
+		c->naccounts = l->nitems;
+		for (size_t i = 0; i < l->nitems; i++) {
+			size_t s2 = path_index(x, i);
+			load_account(x, l->items[i], c, i);
+			path_pop(x, s2);
+		}
+	}
+	path_pop(x, saved);
+}
+
+static void
+load_top(struct ctx *x, const struct dw_cfg_node *root, struct dw_config *c)
+{
+	c->state_dir = xstrdup(DEFAULT_STATE_DIR);
+	c->timezone = xstrdup(DEFAULT_TIMEZONE);
+	c->log_level = 2;
+	c->log_to = DW_LOG_STDERR;
+	dw_limits_default(&c->limits);
+
+	check_keys(x, root, top_keys);
+	static const char *const later[] = {"notifiers", "rules"};
+	for (size_t i = 0; i < 2; i++) {
+		for (size_t k = 0; k < root->nitems; k++) {
+			if (strcmp(root->items[k]->key, later[i]) != 0)
+				continue;
+			size_t saved = path_key(x, later[i]);
+			err_key(x, root->items[k], "not supported yet by this version of dmarcwatch");
+			path_pop(x, saved);
+		}
+	}
+	if (get_path(x, root, "state_dir", &c->state_dir) == 1) {
+		/* "/var/lib/dw/" and "/var/lib/dw" are the same; keep "/" whole. */
+		size_t l = strlen(c->state_dir);
+		while (l > 1 && c->state_dir[l - 1] == '/')
+			c->state_dir[--l] = '\0';
+	}
+	get_str(x, root, "timezone", &c->timezone);
+	load_log(x, root, c);
+	load_limits(x, root, &c->limits);
+	load_accounts(x, root, c);
+}
+
+/* ------------------------------------------------------------------ */
+/* Public interface                                                    */
+
+static int
+load(const char *name, const char *basedir, const char *text, size_t len, struct dw_config **out,
+     struct dw_cfg_msgs *msgs)
+{
+	struct dw_cfg_msgs own = {0};
+	struct ctx x;
+	struct dw_cfg_node *root = NULL;
+	struct dw_config *c = NULL;
+
+	memset(&x, 0, sizeof x);
+	x.file = name;
+	x.basedir = basedir;
+	x.msgs = msgs != NULL ? msgs : &own;
+	*out = NULL;
+
+	parse_tree(&x, text, len, &root);
+	if (x.nerrors == 0) {
+		if (root == NULL || is_null(root))
+			err_at(&x, 0, 0, "empty configuration (nothing but comments or blank lines)");
+		else if (root->type != DW_CFG_MAP)
+			err_node(&x, root, "the top level must be key: value lines (a mapping), got %s", type_name(root));
+	}
+	if (x.nerrors == 0) {
+		c = xcalloc(1, sizeof *c);
+		c->file = xstrdup(name);
+		c->root = root;
+		root = NULL;
+		load_top(&x, c->root, c);
+	}
+	if (x.dropped > 0) {
+		char *s = xasprintf("%s: %zu more errors not shown", name, x.dropped);
+		push_msg(&x.msgs->errors, &x.msgs->nerrors, s);
+	}
+	node_free(root);
+	int rc = DW_OK;
+	if (x.nerrors > 0) {
+		dw_config_free(c);
+		rc = DW_E_CONFIG;
+	} else {
+		*out = c;
+	}
+	dw_cfg_msgs_free(&own);
+	return rc;
+}
+
+int
+dw_config_load_string(const char *name, const char *text, size_t len, struct dw_config **out,
+                      struct dw_cfg_msgs *msgs)
+{
+	return load(name, NULL, text, len, out, msgs);
+}
+
+DW_PRINTF(3, 4) static int
+file_error(const char *path, struct dw_cfg_msgs *msgs, const char *fmt, ...)
+{
+	char text[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof text, fmt, ap);
+	va_end(ap);
+	if (msgs != NULL)
+		push_msg(&msgs->errors, &msgs->nerrors, xasprintf("%s: %s", path, text));
+	return DW_E_CONFIG;
+}
+
+int
+dw_config_load(const char *path, struct dw_config **out, struct dw_cfg_msgs *msgs)
+{
+	*out = NULL;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return file_error(path, msgs, "cannot open: %s", strerror(errno));
+	struct stat st;
+	if (fstat(fd, &st) != 0) {
+		int e = errno;
+		close(fd);
+		return file_error(path, msgs, "cannot stat: %s", strerror(e));
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		return file_error(path, msgs, "not a regular file");
+	}
+	if (st.st_size > CFG_FILE_MAX) {
+		close(fd);
+		return file_error(path, msgs, "larger than 1 MiB; is this the configuration file?");
+	}
+	char *buf = xmalloc(CFG_FILE_MAX + 1);
+	size_t len = 0;
+	for (;;) {
+		ssize_t r = read(fd, buf + len, CFG_FILE_MAX + 1 - len);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			int e = errno;
+			close(fd);
+			free(buf);
+			return file_error(path, msgs, "cannot read: %s", strerror(e));
+		}
+		if (r == 0)
+			break;
+		len += (size_t)r;
+		if (len > CFG_FILE_MAX) {
+			close(fd);
+			explicit_bzero(buf, len);
+			free(buf);
+			return file_error(path, msgs, "larger than 1 MiB; is this the configuration file?");
+		}
+	}
+	close(fd);
+
+	char *dir = NULL;
+	const char *slash = strrchr(path, '/');
+	if (slash == path)
+		dir = xstrdup("/");
+	else if (slash != NULL)
+		dir = xstrndup(path, (size_t)(slash - path));
+	int rc = load(path, dir, buf, len, out, msgs);
+	free(dir);
+	/* The file may hold inline secrets. */
+	explicit_bzero(buf, len);
+	free(buf);
+	return rc;
+}
+
+static void
+account_free(struct dw_account_cfg *a)
+{
+	free(a->name);
+	free(a->host);
+	free(a->ca_file);
+	free(a->username);
+	wipe_free(a->password);
+	free(a->oauth2.token_url);
+	free(a->oauth2.client_id);
+	wipe_free(a->oauth2.client_secret);
+	wipe_free(a->oauth2.refresh_token);
+	wipe_free(a->oauth2.token_command);
+	free(a->oauth2.ca_file);
+	free(a->path);
+	free(a->folder);
+	free(a->archive_folder);
+	free(a->invalid_folder);
+	free(a->untrusted_folder);
+	free(a->other_folder);
+	for (size_t i = 0; i < a->nauthserv_ids; i++)
+		free(a->authserv_ids[i]);
+	free(a->authserv_ids);
+}
+
+void
+dw_config_free(struct dw_config *c)
+{
+	if (c == NULL)
+		return;
+	for (size_t i = 0; i < c->naccounts; i++)
+		account_free(&c->accounts[i]);
+	free(c->accounts);
+	node_free(c->root);
+	free(c->file);
+	free(c->state_dir);
+	free(c->timezone);
+	free(c->db_path);
+	free(c);
+}
+
+const struct dw_cfg_node *
+dw_config_section(const struct dw_config *c, const char *key)
+{
+	return c != NULL ? lookup(c->root, key) : NULL;
+}
+
+const char *
+dw_config_db_path(struct dw_config *c)
+{
+	if (c->db_path == NULL)
+		c->db_path = strcmp(c->state_dir, "/") == 0 ? xstrdup("/dmarcwatch.db")
+		                                            : xasprintf("%s/dmarcwatch.db", c->state_dir);
+	return c->db_path;
+}

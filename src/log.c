@@ -1,0 +1,49 @@
+/* log.c - stderr or syslog logging with levels. See dw/log.h. */
+#include "dw/log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <syslog.h>
+#include <time.h>
+
+/* Process-wide settings, written once by main before anything logs. */
+static int log_level = DW_LOG_INFO;
+static int log_syslog;
+
+void
+dw_log_init(int level, int to_syslog, const char *ident)
+{
+	log_level = level;
+	log_syslog = to_syslog;
+	if (to_syslog)
+		openlog(ident, LOG_PID | LOG_NDELAY, LOG_MAIL);
+}
+
+void
+dw_log(int level, const char *fmt, ...)
+{
+	static const char *names[] = {"error", "warning", "info", "debug"};
+	static const int prio[] = {LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG};
+	int saved = errno;
+	if (level > log_level) {
+		errno = saved;
+		return;
+	}
+	char msg[2048];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	if (log_syslog) {
+		syslog(prio[level], "%s", msg);
+	} else {
+		char ts[32];
+		time_t now = time(NULL);
+		struct tm tm;
+		gmtime_r(&now, &tm);
+		strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
+		fprintf(stderr, "%s dmarcwatch[%s]: %s\n", ts, names[level], msg);
+		fflush(stderr);
+	}
+	errno = saved;
+}
