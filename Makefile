@@ -101,7 +101,7 @@ check-integration: $(BIN)
 
 demo: deps
 	@$(MAKE) --no-print-directory all
-	@sh scripts/demo.sh
+	@bash scripts/demo.sh
 
 # libFuzzer harnesses (clang only).
 FUZZDIR   = build-fuzz

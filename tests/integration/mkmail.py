@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Build report mails the way real reporters send them, for the agent tests.
 
-    mkmail.py OUTDIR [--bulk N]
+    mkmail.py OUTDIR [--bulk N [--pad BYTES]]
 
 Writes one .eml per case into OUTDIR and prints a JSON object on stdout with
 the expected outcome: {"files": {name: verdict}, "messages": total of the
@@ -49,6 +49,8 @@ def attach_mail(frm, subject, msgid, ctype, fname, payload, **kw):
 def main():
     out = sys.argv[1]
     bulk = int(sys.argv[sys.argv.index("--bulk") + 1]) if "--bulk" in sys.argv else 0
+    # --pad N: a text part of N bytes in each bulk mail (slower passes)
+    pad = int(sys.argv[sys.argv.index("--pad") + 1]) if "--pad" in sys.argv else 0
     os.makedirs(out, exist_ok=True)
     files, messages, reports = {}, 0, 0
     def put(name, text, verdict, msgs=0):
@@ -65,10 +67,13 @@ def main():
         for i in range(bulk):
             x = tmpl.replace("website.com_1504828800", "bulk-%06d" % i).replace(
                 "<count>1</count>", "<count>%d</count>" % (i % 7 + 1))
-            put("bulk%06d.eml" % i,
-                attach_mail("noreply@aol.com", "Report Domain: website.com Submitter: aol.com", "bulk%d@aol.com" % i,
-                            "application/gzip", "aol.com!website.com!%d.xml.gz" % i, gzip.compress(x.encode())),
-                "stored", i % 7 + 1)
+            text = attach_mail("noreply@aol.com", "Report Domain: website.com Submitter: aol.com", "bulk%d@aol.com" % i,
+                               "application/gzip", "aol.com!website.com!%d.xml.gz" % i, gzip.compress(x.encode()))
+            if pad:
+                line = "padding " * 9 + "\r\n"
+                filler = line * (pad // len(line) + 1)
+                text = text.replace("This is an aggregate report.\r\n", "This is an aggregate report.\r\n" + filler)
+            put("bulk%06d.eml" % i, text, "stored", i % 7 + 1)
         print(json.dumps({"files": files, "messages": messages, "reports": reports}))
         return
 
