@@ -116,6 +116,22 @@ for _ in $(seq 80); do
 	sleep 0.1
 done
 [ "$(grep -c 'verdict=' "$T/run5.log")" -gt "$before" ]; ok $? "IDLE: an appended report is processed within 8 s"
+# SIGHUP with a broken configuration: refused, the old one stays in force.
+cp "$T/c.yaml" "$T/c.good"
+printf 'bogus_key: 1\n' >>"$T/c.yaml"
+kill -HUP $agent
+for _ in $(seq 50); do grep -q 'keeping the old one' "$T/run5.log" && break; sleep 0.1; done
+like "$(cat "$T/run5.log")" "bogus_key: unknown key" "SIGHUP: the new configuration's error is logged with its position"
+like "$(cat "$T/run5.log")" "keeping the old one" "SIGHUP: the old configuration stays in force"
+before=$(grep -c 'verdict=' "$T/run5.log")
+imap_cmd append Reports "$T"/mails/forwarded.eml
+for _ in $(seq 80); do [ "$(grep -c 'verdict=' "$T/run5.log")" -gt "$before" ] && break; sleep 0.1; done
+[ "$(grep -c 'verdict=' "$T/run5.log")" -gt "$before" ]; ok $? "after a refused reload the agent still works"
+cp "$T/c.good" "$T/c.yaml"
+kill -HUP $agent
+for _ in $(seq 50); do grep -q 'configuration reloaded' "$T/run5.log" && break; sleep 0.1; done
+like "$(cat "$T/run5.log")" "configuration reloaded" "SIGHUP with a good configuration reloads it"
+kill -0 $agent; ok $? "the agent is still running after two reloads"
 kill -TERM $agent
 wait $agent; is $? 0 "SIGTERM: the agent exits 0"
 like "$(tail -3 "$T/run5.log")" "stopping" "SIGTERM is logged"
