@@ -7,7 +7,7 @@ set -eu
 PKGS="pkg-config make gcc libc6-dev
 libetpan-dev libxml2-dev libzip-dev zlib1g-dev libsqlite3-dev libyaml-dev
 libjansson-dev libgnutls28-dev libcurl4-gnutls-dev
-dovecot-imapd openssl
+dovecot-imapd openssl procps curl
 sqlite3 libxml2-utils tzdata time zip python3"
 
 missing=""

@@ -336,7 +336,8 @@ static void
 fmt_time(time_t t, char *buf, size_t buflen)
 {
 	struct tm tm;
-	if (t == (time_t)-1 || gmtime_r(&t, &tm) == NULL || strftime(buf, buflen, "%Y-%m-%d %H:%M UTC", &tm) == 0)
+	if (t == (time_t)-1 || gmtime_r(&t, &tm) == NULL ||
+	    strftime(buf, buflen, "%Y-%m-%d %H:%M UTC", &tm) == 0)
 		snprintf(buf, buflen, "(unknown date)");
 }
 
@@ -418,8 +419,9 @@ verify_peer(struct dw_source *s, char *err, size_t errlen)
 	vdata[1].size = 0;
 	r = gnutls_x509_trust_list_verify_crt2(tl, crts, ncrt, vdata, 2, 0, &status, NULL);
 	if (r < 0) {
-		rc = dw_err(err, errlen, DW_E_CONFIG, "imap account '%s': cannot verify the certificate of %s: %s",
-		            acct_name(s), a->host, gnutls_strerror(r));
+		rc = dw_err(err, errlen, DW_E_CONFIG,
+		            "imap account '%s': cannot verify the certificate of %s: %s", acct_name(s),
+		            a->host, gnutls_strerror(r));
 		goto out;
 	}
 	if (status != 0) {
@@ -714,7 +716,8 @@ list_new(struct dw_source *s, uint32_t after, char *err, size_t errlen)
 	ft = mailimap_fetch_type_new_fetch_att_list_empty();
 	set = mailimap_set_new_interval(after + 1, 0);
 	if (ft == NULL || set == NULL ||
-	    mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_uid()) != MAILIMAP_NO_ERROR ||
+	    mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_uid()) !=
+	        MAILIMAP_NO_ERROR ||
 	    mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_rfc822_size()) !=
 	        MAILIMAP_NO_ERROR ||
 	    mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_internaldate()) !=
@@ -732,6 +735,12 @@ list_new(struct dw_source *s, uint32_t after, char *err, size_t errlen)
 	mailimap_set_free(set);
 	mailimap_fetch_type_free(ft);
 	if (r != MAILIMAP_NO_ERROR) {
+		/* Some servers answer NO/BAD to "n:*" on an empty folder. */
+		if (r == MAILIMAP_ERROR_UID_FETCH && p->imap->imap_selection_info->sel_exists == 0) {
+			p->listed = 1;
+			p->list_after = after;
+			return DW_OK;
+		}
 		snprintf(what, sizeof what, "listing new messages (UID %lu:*) in folder '%s'",
 		         (unsigned long)after + 1, folder_name(s));
 		return fail(s, r, what, err, errlen);
@@ -822,8 +831,11 @@ imap_fetch(struct dw_source *s, uint32_t after, uint64_t max_bytes, uint64_t max
 			return rc;
 		first = 0;
 	}
-	if (first == p->nlist)
+	if (first == p->nlist) {
+		/* Mail announced after the listing is for the next call. */
+		*more = p->imap->imap_selection_info->sel_has_exists;
 		return DW_OK;
+	}
 
 	/* The batch: consecutive listed messages whose sizes add up to at most
 	 * max_bytes (at least one). Too-big messages are not downloaded and
@@ -1213,8 +1225,12 @@ imap_start_wait(struct dw_source *s, int *fd, char *err, size_t errlen)
 	if (!p->has_idle || s->acct->mode == DW_MODE_POLL)
 		return DW_OK;
 
-	/* Mail that arrived after the last listing was announced with an
-	 * untagged EXISTS already; IDLE would not announce it again. */
+	/* Mail that arrived after the last listing (or, before any fetch,
+	 * the folder's content at SELECT) was announced with an untagged
+	 * EXISTS already; IDLE would not announce it again. Note that
+	 * libetpan's mailimap_idle() drops untagged data a server sends
+	 * before its "+": mail arriving in that instant is found by the
+	 * agent's periodic poll. */
 	if (p->imap->imap_selection_info->sel_has_exists) {
 		*fd = pipe_signal(p);
 		if (*fd < 0)
@@ -1283,7 +1299,8 @@ imap_close(struct dw_source *s)
 
 	if (p->imap != NULL) {
 		/* Courtesy only: a dead or slow server must not hold us up long. */
-		mailstream_low_set_timeout(mailstream_get_low(p->imap->imap_stream), 5);
+		if (p->imap->imap_stream != NULL)
+			mailstream_low_set_timeout(mailstream_get_low(p->imap->imap_stream), 5);
 		if (p->wait == WAIT_IDLE)
 			(void)mailimap_idle_done(p->imap);
 		(void)mailimap_logout(p->imap);

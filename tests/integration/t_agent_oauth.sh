@@ -80,14 +80,11 @@ for _ in $(seq 300); do
 	sleep 0.01
 done
 # Kill the server hard, sessions included (a crash, not a clean shutdown).
-master=$(cat "$_dovecot_run/master.pid")
-pkill -9 -P "$master"
-kill -9 "$master"
-sleep 0.2
+dovecot_crash
 stopped_at=$(grep -c 'verdict=' "$T/run3.log")
 curl -s -X POST "$OAUTH_URL/admin/revoke-access" >/dev/null
 sleep 2
-dovecot -c "$DOVECOT_CONF"
+dovecot_restart
 for _ in $(seq 300); do
 	[ "$(grep -c 'verdict=' "$T/run3.log")" -ge 400 ] && break
 	sleep 0.1
