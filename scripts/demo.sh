@@ -33,10 +33,10 @@ accounts:
     username: $DOVECOT_USER
     password_file: $T/password
     folder: Reports
-    archive_folder: Archive
-    invalid_folder: Invalid
-    untrusted_folder: Untrusted
-    other_folder: Other
+    archive_folder: Reports/Archive
+    invalid_folder: Reports/Invalid
+    untrusted_folder: Reports/Untrusted
+    other_folder: Reports/Other
     mode: poll
     trust:
       authserv_id: [mx.test.example]
@@ -47,8 +47,8 @@ echo "== dmarcwatch run --once -c $T/dmarcwatch.yaml"
 ./dmarcwatch run --once -c "$T/dmarcwatch.yaml"
 rc=$?
 echo
-echo "== folders after the run"
-for f in Reports Archive Invalid Untrusted Other; do
+echo "== folders after the run (this Dovecot separates levels with '.'; the config says '/')"
+for f in Reports Reports.Archive Reports.Invalid Reports.Untrusted Reports.Other; do
 	printf '   %-20s %s\n' "$f" "$(imap_cmd count "$f" 2>/dev/null || echo 0)"
 done
 echo

@@ -75,6 +75,8 @@ struct imap {
 	char *host;              /* owned copy (libetpan and GnuTLS want char *) */
 	struct dw_oauth2 *oauth; /* created on first XOAUTH2 login */
 	int has_move, has_uidplus, has_idle;
+	char delim;              /* the server's hierarchy delimiter, 0 if unknown */
+	char folder_buf[512];    /* the configured folder in the server's spelling */
 	uint32_t uidvalidity;
 	/* The last listing: every message with uid > list_after at that time,
 	 * ascending. Valid for fetch(after) when after >= list_after. */
@@ -109,6 +111,40 @@ static const char *
 folder_name(const struct dw_source *s)
 {
 	return s->acct->folder != NULL ? s->acct->folder : "INBOX";
+}
+
+/*
+ * Folder names in the configuration use '/' as the hierarchy separator
+ * (Gmail's, and the common one). A server with another delimiter (Dovecot's
+ * Maildir++ default is '.') gets the name with '/' replaced by its own.
+ */
+static const char *
+server_folder(const struct imap *p, const char *folder, char *buf, size_t buflen)
+{
+	if (p->delim == 0 || p->delim == '/' || strchr(folder, '/') == NULL)
+		return folder;
+	snprintf(buf, buflen, "%s", folder);
+	for (char *c = buf; *c; c++)
+		if (*c == '/')
+			*c = p->delim;
+	return buf;
+}
+
+/* Learn the hierarchy delimiter with LIST "" "" (RFC 3501 6.3.8). */
+static void
+learn_delimiter(struct imap *p)
+{
+	clist *result = NULL;
+	p->delim = 0;
+	if (mailimap_list(p->imap, "", "", &result) != MAILIMAP_NO_ERROR)
+		return;
+	if (result != NULL && clist_begin(result) != NULL) {
+		struct mailimap_mailbox_list *mb = clist_content(clist_begin(result));
+		if (mb != NULL)
+			p->delim = mb->mb_delimiter;
+	}
+	if (result != NULL)
+		mailimap_list_result_free(result);
 }
 
 /* The server's text for the last command, cleaned for a one-line message. */
@@ -652,7 +688,8 @@ open_session(struct dw_source *s, uint32_t *uidvalidity, char *err, size_t errle
 	p->has_uidplus = mailimap_has_extension(p->imap, "UIDPLUS");
 	p->has_idle = mailimap_has_extension(p->imap, "IDLE");
 
-	r = mailimap_select(p->imap, folder_name(s));
+	learn_delimiter(p);
+	r = mailimap_select(p->imap, server_folder(p, folder_name(s), p->folder_buf, sizeof p->folder_buf));
 	if (r != MAILIMAP_NO_ERROR) {
 		if (r == MAILIMAP_ERROR_STREAM || r == MAILIMAP_ERROR_PARSE || r == MAILIMAP_ERROR_MEMORY) {
 			char what[300];
@@ -1132,6 +1169,8 @@ imap_move(struct dw_source *s, const uint32_t *uids, size_t n, const char *folde
 	if (p->wait != WAIT_NONE)
 		return dw_err(err, errlen, DW_E_SYS, "imap account '%s': move called while waiting",
 		              acct_name(s));
+	char fbuf[512];
+	folder = server_folder(p, folder, fbuf, sizeof fbuf);
 	rc = ensure_folder(s, folder, err, errlen);
 	if (rc != DW_OK)
 		return rc;
