@@ -643,48 +643,11 @@ parse_uint(const char *s, uint64_t *v)
 	return *s == '\0' ? NUM_OK : NUM_BAD;
 }
 
-/*
- * "64MiB", "512M", "1G", "64 KiB", "1000": K, M, G, T and KiB, MiB, GiB,
- * TiB are powers of 1024 (what people mean for memory-ish limits); KB, MB,
- * GB, TB are powers of 1000; B or nothing is bytes. Case does not matter.
- */
+/* Sizes: see dw_parse_size in dw/util.h (shared with --limit). */
 static int
 parse_size(const char *s, uint64_t *v)
 {
-	static const struct {
-		const char *suffix;
-		uint64_t mult;
-	} units[] = {
-	    {"", 1},
-	    {"b", 1},
-	    {"k", KiB},
-	    {"kib", KiB},
-	    {"kb", 1000},
-	    {"m", MiB},
-	    {"mib", MiB},
-	    {"mb", 1000000},
-	    {"g", GiB},
-	    {"gib", GiB},
-	    {"gb", 1000000000},
-	    {"t", UINT64_C(1) << 40},
-	    {"tib", UINT64_C(1) << 40},
-	    {"tb", UINT64_C(1000000000000)},
-	};
-	uint64_t n;
-	int rc = parse_digits(&s, &n);
-	if (rc != NUM_OK)
-		return rc;
-	while (*s == ' ')
-		s++;
-	for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
-		if (strcasecmp(s, units[i].suffix) != 0)
-			continue;
-		if (n > UINT64_MAX / units[i].mult)
-			return NUM_OVERFLOW;
-		*v = n * units[i].mult;
-		return NUM_OK;
-	}
-	return NUM_BAD;
+	return dw_parse_size(s, v);
 }
 
 /*

@@ -2,7 +2,9 @@
 #include "dw/util.h"
 #include "dw/limits.h"
 
+#include <ctype.h>
 #include <errno.h>
+#include <strings.h>
 #include <stddef.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -165,32 +167,48 @@ dw_limits_default(struct dw_limits *l)
 	l->xml_depth_max = 32;
 }
 
-/* "64MiB", "512M", "2G", "1000": bytes (binary multiples). */
-static int
-parse_size(const char *s, uint64_t *out)
+int
+dw_parse_size(const char *s, uint64_t *v)
 {
-	char *end;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (end == s || errno != 0 || *s == '-')
-		return -1;
-	uint64_t mult = 1;
-	if (*end != '\0') {
-		switch (*end) {
-		case 'k': case 'K': mult = UINT64_C(1) << 10; break;
-		case 'm': case 'M': mult = UINT64_C(1) << 20; break;
-		case 'g': case 'G': mult = UINT64_C(1) << 30; break;
-		case 't': case 'T': mult = UINT64_C(1) << 40; break;
-		default: return -1;
-		}
-		end++;
-		if (strcmp(end, "iB") != 0 && strcmp(end, "B") != 0 && strcmp(end, "") != 0)
-			return -1;
+	static const struct {
+		const char *suffix;
+		uint64_t mult;
+	} units[] = {
+	    {"", 1},
+	    {"b", 1},
+	    {"k", UINT64_C(1) << 10},
+	    {"kib", UINT64_C(1) << 10},
+	    {"kb", 1000},
+	    {"m", UINT64_C(1) << 20},
+	    {"mib", UINT64_C(1) << 20},
+	    {"mb", 1000000},
+	    {"g", UINT64_C(1) << 30},
+	    {"gib", UINT64_C(1) << 30},
+	    {"gb", 1000000000},
+	    {"t", UINT64_C(1) << 40},
+	    {"tib", UINT64_C(1) << 40},
+	    {"tb", UINT64_C(1000000000000)},
+	};
+	uint64_t n = 0;
+	if (!isdigit((unsigned char)*s))
+		return 1;
+	for (; isdigit((unsigned char)*s); s++) {
+		unsigned d = (unsigned)(*s - '0');
+		if (n > (UINT64_MAX - d) / 10)
+			return 2;
+		n = n * 10 + d;
 	}
-	if (v > UINT64_MAX / mult)
-		return -1;
-	*out = v * mult;
-	return 0;
+	while (*s == ' ')
+		s++;
+	for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+		if (strcasecmp(s, units[i].suffix) != 0)
+			continue;
+		if (n > UINT64_MAX / units[i].mult)
+			return 2;
+		*v = n * units[i].mult;
+		return 0;
+	}
+	return 1;
 }
 
 int
@@ -218,7 +236,7 @@ dw_limits_set(struct dw_limits *l, const char *kv, char *err, size_t errlen)
 		if (strlen(keys[i].name) != nlen || strncmp(keys[i].name, kv, nlen) != 0)
 			continue;
 		uint64_t v;
-		if (parse_size(eq + 1, &v) != 0 || v == 0 || (keys[i].kind == 1 && v > 1000000))
+		if (dw_parse_size(eq + 1, &v) != 0 || v == 0 || (keys[i].kind == 1 && v > 1000000))
 			return dw_err(err, errlen, DW_E_CONFIG, "%s: expected a positive number%s, got '%s'",
 			              keys[i].name, keys[i].kind == 0 ? " (suffixes K, M, G allowed)" : "", eq + 1);
 		if (keys[i].kind == 0)

@@ -67,6 +67,14 @@ void dw_quirks_merge(struct dw_quirks *dst, const struct dw_quirks *src);
 int dw_quirks_has(const struct dw_quirks *q, const char *quirk);
 void dw_quirks_clear(struct dw_quirks *q); /* frees the strings, keeps q usable */
 
+/*
+ * Parse a size: "64MiB", "512M", "1G", "64 KiB", "1000". K, M, G, T and KiB,
+ * MiB, GiB, TiB are powers of 1024; KB, MB, GB, TB powers of 1000; B or no
+ * suffix is bytes; case does not matter. Returns 0, 1 (not a size) or
+ * 2 (overflow). Used by the config file and by --limit alike.
+ */
+int dw_parse_size(const char *s, uint64_t *v);
+
 /* Human-readable size for messages: "512 MiB". Writes into buf. */
 const char *dw_fmt_size(uint64_t bytes, char *buf, size_t buflen);
 

@@ -26,4 +26,13 @@ like "$(cat "$T/err")" "cannot write" "a write error is reported"
 printf 'Hello,\n\nno header at all.\n' >"$T/text.txt"
 out=$("$DMARCWATCH" parse "$T/text.txt" 2>/dev/null); is $? 1 "a text file: exit 1"
 like "$out" "not an e-mail message" "a text file is neither a report nor a mail"
+out=$("$DMARCWATCH" parse --limit decompressed_max=2X x 2>&1); is $? 2 "--limit with a bad size: exit 2"
+like "$out" "got '2X'" "--limit quotes the bad value"
+out=$("$DMARCWATCH" parse --limit frobs=1 x 2>&1); is $? 2 "--limit with an unknown name: exit 2"
+like "$out" "unknown limit 'frobs'" "--limit names the unknown limit"
+python3 -c 'import gzip,sys; sys.stdout.buffer.write(gzip.compress(open(sys.argv[1],"rb").read()))' \
+	"$DATA/corpus/aggregate/stalwart-mail-auth/dmarc-feedback-003.xml" >"$T/r.xml.gz"
+out=$("$DMARCWATCH" parse --no-records --limit decompressed_max=1K "$T/r.xml.gz" 2>/dev/null); is $? 1 "--limit decompressed_max=1K refuses a 3.6 KB report"
+like "$out" "1 KiB limit" "the lowered limit is named"
+out=$("$DMARCWATCH" parse --no-records --limit decompressed_max=1MiB "$T/r.xml.gz"); ok $? "--limit decompressed_max=1MiB accepts it"
 done_testing
