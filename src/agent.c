@@ -362,9 +362,35 @@ account_pass(struct dw_agent *a, struct account *ac)
 	int more = 1;
 	while (more && !a->sig->stop) {
 		more = 0;
+		/* One transaction per fetched batch, a savepoint per message: each
+		 * message's reports, verdict and checkpoint still stand or fall
+		 * together, and the batch costs one commit instead of hundreds. */
+		uint32_t committed = mc.last_uid;
+		if ((rc = dw_store_batch_begin(a->store, err, sizeof err)) != DW_OK) {
+			mc.store_error = 1;
+			break;
+		}
 		rc = ac->src->ops->fetch(ac->src, mc.last_uid, c->batch_bytes, a->cfg->limits.mail_max, on_message, &mc,
 		                         &more, err, sizeof err);
-		/* What committed is moved even if the batch broke off. */
+		if (mc.store_error) {
+			/* Nothing of this batch is kept, so nothing of it may move. */
+			dw_store_batch_rollback(a->store);
+			ac->nmoves = 0;
+			mc.last_uid = committed;
+		} else {
+			/* Messages handled before a lost connection or a signal are
+			 * complete: keep them. */
+			char cerr[1024];
+			if (dw_store_batch_commit(a->store, cerr, sizeof cerr) != DW_OK) {
+				mc.store_error = 1;
+				ac->nmoves = 0;
+				mc.last_uid = committed;
+				rc = DW_E_STORE;
+				snprintf(err, sizeof err, "%s", cerr);
+				break;
+			}
+		}
+		/* Moves come only after the commit. */
 		if (ac->nmoves > 0) {
 			char merr[1024];
 			int mrc = flush_moves(a, ac, merr, sizeof merr);

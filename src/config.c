@@ -51,7 +51,7 @@
 #define DEFAULT_FOLDER "INBOX"
 #define DEFAULT_POLL_INTERVAL 300
 #define DEFAULT_TIMEOUT 60
-#define DEFAULT_BATCH_BYTES (UINT64_C(16) << 20)
+#define DEFAULT_BATCH_BYTES (4 * MiB)
 
 #define KiB (UINT64_C(1) << 10)
 #define MiB (UINT64_C(1) << 20)

@@ -338,6 +338,7 @@ cmd_import(int argc, char **argv)
 		fprintf(stderr, "%s import: %s\n", progname, err);
 		return 1;
 	}
+	dw_store_bulk_cache(ir.store);
 	for (int i = optind; i < argc && !ir.store_dead; i++)
 		import_tree(&ir, argv[i], 0);
 	dw_store_close(ir.store);

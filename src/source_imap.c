@@ -54,7 +54,7 @@
  * RFC 7162 asks servers to accept at least (Dovecot takes 64 KiB). */
 #define SET_RANGES_MAX 400
 /* Messages whose bodies are asked for in one command. */
-#define BATCH_MSGS_MAX 5000
+#define BATCH_MSGS_MAX 1000
 
 /* What start_wait left running. */
 enum wait_state {

@@ -140,6 +140,14 @@ enum {
 	ST_FIND_KEY,
 	ST_FILL,
 	ST_SUPERSEDE,
+	ST_ITEM_SAVEPOINT,
+	ST_ITEM_ROLLBACK_TO,
+	ST_ITEM_RELEASE,
+	ST_CKPT_GET,
+	ST_CKPT_SET,
+	ST_MSG_PUT,
+	ST_MSG_GET,
+	ST_MSG_MOVED,
 	ST_COUNT_
 };
 
@@ -169,6 +177,19 @@ static const char *const stmt_sql[ST_COUNT_] = {
 	            " quirks = ?21, hash = ?22, messages = ?23, dmarc_fail = ?24, records = ?25,"
 	            " revision = ?26 WHERE id = ?27",
 	[ST_SUPERSEDE] = "UPDATE reports SET superseded_by = ?7 WHERE " KEY_WHERE " AND superseded_by IS NULL",
+	/* An item inside a caller's batch transaction (see dw_store_batch_begin). */
+	[ST_ITEM_SAVEPOINT] = "SAVEPOINT dw_item",
+	[ST_ITEM_ROLLBACK_TO] = "ROLLBACK TO dw_item",
+	[ST_ITEM_RELEASE] = "RELEASE dw_item",
+	[ST_CKPT_GET] = "SELECT uidvalidity, last_uid FROM checkpoints WHERE account = ?1",
+	[ST_CKPT_SET] = "INSERT INTO checkpoints (account, uidvalidity, last_uid, updated_at) VALUES (?1, ?2, ?3, ?4)"
+	                " ON CONFLICT (account) DO UPDATE SET uidvalidity = excluded.uidvalidity,"
+	                " last_uid = excluded.last_uid, updated_at = excluded.updated_at",
+	[ST_MSG_PUT] = "INSERT OR REPLACE INTO messages (account, uidvalidity, uid, verdict, reason, message_id,"
+	               " reports, folder, moved, received, processed_at)"
+	               " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0, ?9, ?10)",
+	[ST_MSG_GET] = "SELECT verdict FROM messages WHERE account = ?1 AND uidvalidity = ?2 AND uid = ?3",
+	[ST_MSG_MOVED] = "UPDATE messages SET moved = 1 WHERE account = ?1 AND uidvalidity = ?2 AND uid = ?3",
 };
 
 /* A growable text buffer, reused across records. */
@@ -196,6 +217,7 @@ struct pending {
 
 struct dw_store {
 	sqlite3 *db;
+	int batch;                       /* a batch transaction is open: items are savepoints */
 	char *path;                      /* owned, for messages */
 	sqlite3_stmt *st[ST_COUNT_];
 	struct dw_store_report *active;  /* the report being written, if any */
@@ -630,8 +652,8 @@ fail:
  * so one huge import does not leave a huge file behind.
  */
 #define PRAGMAS                                                                                 \
-	"PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -65536;"        \
-	"PRAGMA journal_size_limit = 67108864"
+	"PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -2048;"         \
+	"PRAGMA temp_store = MEMORY; PRAGMA journal_size_limit = 67108864"
 
 int
 dw_store_open(const char *path, struct dw_store **out, char *err, size_t errlen)
@@ -702,7 +724,7 @@ dw_store_close(struct dw_store *s)
 int
 dw_store_begin(struct dw_store *s, char *err, size_t errlen)
 {
-	if (run(s, ST_BEGIN) != SQLITE_OK)
+	if (run(s, s->batch ? ST_ITEM_SAVEPOINT : ST_BEGIN) != SQLITE_OK)
 		return store_err(s, err, errlen, "cannot begin a transaction");
 	return DW_OK;
 }
@@ -710,7 +732,7 @@ dw_store_begin(struct dw_store *s, char *err, size_t errlen)
 int
 dw_store_commit(struct dw_store *s, char *err, size_t errlen)
 {
-	if (run(s, ST_COMMIT) != SQLITE_OK)
+	if (run(s, s->batch ? ST_ITEM_RELEASE : ST_COMMIT) != SQLITE_OK)
 		return store_err(s, err, errlen, "cannot commit");
 	return DW_OK;
 }
@@ -726,7 +748,55 @@ dw_store_rollback(struct dw_store *s)
 		batch_clear(s);
 	}
 	/* Fails harmlessly when no transaction is open. */
+	if (s->batch) {
+		(void)run(s, ST_ITEM_ROLLBACK_TO);
+		(void)run(s, ST_ITEM_RELEASE);
+	} else {
+		(void)run(s, ST_ROLLBACK);
+	}
+}
+
+int
+dw_store_batch_begin(struct dw_store *s, char *err, size_t errlen)
+{
+	if (s->batch)
+		return dw_err(err, errlen, DW_E_SYS, "store %s: a batch is already open", s->path);
+	if (run(s, ST_BEGIN) != SQLITE_OK)
+		return store_err(s, err, errlen, "cannot begin a batch transaction");
+	s->batch = 1;
+	return DW_OK;
+}
+
+int
+dw_store_batch_commit(struct dw_store *s, char *err, size_t errlen)
+{
+	s->batch = 0;
+	if (run(s, ST_COMMIT) != SQLITE_OK) {
+		int rc = store_err(s, err, errlen, "cannot commit the batch");
+		(void)run(s, ST_ROLLBACK);
+		return rc;
+	}
+	return DW_OK;
+}
+
+void
+dw_store_batch_rollback(struct dw_store *s)
+{
+	if (s->active != NULL) {
+		s->active->s = NULL;
+		s->active = NULL;
+		batch_clear(s);
+	}
+	s->batch = 0;
 	(void)run(s, ST_ROLLBACK);
+}
+
+void
+dw_store_bulk_cache(struct dw_store *s)
+{
+	/* Large imports (a million records) fold faster with a big page
+	 * cache; the agent keeps the small default so its RSS stays flat. */
+	(void)sqlite3_exec(s->db, "PRAGMA cache_size = -65536", NULL, NULL, NULL);
 }
 
 /* ---- writing one report ----------------------------------------------- */
@@ -1186,24 +1256,23 @@ dw_store_counts(struct dw_store *s, int64_t *reports, int64_t *records, char *er
 
 /* ---- agent state: checkpoints and message verdicts --------------------- */
 
-/* Prepare, run to completion, finalize: these run a few times per message
- * batch, not per record, so they are not cached. */
-static int
-agent_stmt(struct dw_store *s, const char *sql, sqlite3_stmt **st, char *err, size_t errlen)
+/* The agent's statements are prepared once with the others; each use
+ * starts from a reset statement with cleared bindings. */
+static sqlite3_stmt *
+agent_stmt(struct dw_store *s, int which)
 {
-	if (sqlite3_prepare_v2(s->db, sql, -1, st, NULL) != SQLITE_OK)
-		return dw_err(err, errlen, DW_E_STORE, "store %s: %s", s->path, sqlite3_errmsg(s->db));
-	return DW_OK;
+	sqlite3_stmt *st = s->st[which];
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return st;
 }
 
 int
 dw_store_checkpoint_get(struct dw_store *s, const char *account, uint32_t *uidvalidity, uint32_t *last_uid,
                         char *err, size_t errlen)
 {
-	sqlite3_stmt *st;
-	int rc = agent_stmt(s, "SELECT uidvalidity, last_uid FROM checkpoints WHERE account = ?1", &st, err, errlen);
-	if (rc != DW_OK)
-		return rc;
+	sqlite3_stmt *st = agent_stmt(s, ST_CKPT_GET);
+	int rc = DW_OK;
 	sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
 	*uidvalidity = 0;
 	*last_uid = 0;
@@ -1215,7 +1284,7 @@ dw_store_checkpoint_get(struct dw_store *s, const char *account, uint32_t *uidva
 		rc = dw_err(err, errlen, DW_E_STORE, "store %s: reading the checkpoint of %s: %s", s->path, account,
 		            sqlite3_errmsg(s->db));
 	}
-	sqlite3_finalize(st);
+	sqlite3_reset(st);
 	return rc;
 }
 
@@ -1223,14 +1292,8 @@ int
 dw_store_checkpoint_set(struct dw_store *s, const char *account, uint32_t uidvalidity, uint32_t last_uid,
                         char *err, size_t errlen)
 {
-	sqlite3_stmt *st;
-	int rc = agent_stmt(s,
-	                    "INSERT INTO checkpoints (account, uidvalidity, last_uid, updated_at) VALUES (?1, ?2, ?3, ?4)"
-	                    " ON CONFLICT (account) DO UPDATE SET uidvalidity = excluded.uidvalidity,"
-	                    " last_uid = excluded.last_uid, updated_at = excluded.updated_at",
-	                    &st, err, errlen);
-	if (rc != DW_OK)
-		return rc;
+	sqlite3_stmt *st = agent_stmt(s, ST_CKPT_SET);
+	int rc = DW_OK;
 	sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, uidvalidity);
 	sqlite3_bind_int64(st, 3, last_uid);
@@ -1238,21 +1301,15 @@ dw_store_checkpoint_set(struct dw_store *s, const char *account, uint32_t uidval
 	if (sqlite3_step(st) != SQLITE_DONE)
 		rc = dw_err(err, errlen, DW_E_STORE, "store %s: saving the checkpoint of %s: %s", s->path, account,
 		            sqlite3_errmsg(s->db));
-	sqlite3_finalize(st);
+	sqlite3_reset(st);
 	return rc;
 }
 
 int
 dw_store_message_put(struct dw_store *s, const struct dw_msg_verdict *v, char *err, size_t errlen)
 {
-	sqlite3_stmt *st;
-	int rc = agent_stmt(s,
-	                    "INSERT OR REPLACE INTO messages (account, uidvalidity, uid, verdict, reason, message_id,"
-	                    " reports, folder, moved, received, processed_at)"
-	                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0, ?9, ?10)",
-	                    &st, err, errlen);
-	if (rc != DW_OK)
-		return rc;
+	sqlite3_stmt *st = agent_stmt(s, ST_MSG_PUT);
+	int rc = DW_OK;
 	sqlite3_bind_text(st, 1, v->account, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, v->uidvalidity);
 	sqlite3_bind_int64(st, 3, v->uid);
@@ -1266,7 +1323,7 @@ dw_store_message_put(struct dw_store *s, const struct dw_msg_verdict *v, char *e
 	if (sqlite3_step(st) != SQLITE_DONE)
 		rc = dw_err(err, errlen, DW_E_STORE, "store %s: saving the verdict of %s uid %u: %s", s->path,
 		            v->account, v->uid, sqlite3_errmsg(s->db));
-	sqlite3_finalize(st);
+	sqlite3_reset(st);
 	return rc;
 }
 
@@ -1274,11 +1331,8 @@ int
 dw_store_message_get(struct dw_store *s, const char *account, uint32_t uidvalidity, uint32_t uid, char *verdict,
                      size_t vlen, int *found, char *err, size_t errlen)
 {
-	sqlite3_stmt *st;
-	int rc = agent_stmt(s, "SELECT verdict FROM messages WHERE account = ?1 AND uidvalidity = ?2 AND uid = ?3",
-	                    &st, err, errlen);
-	if (rc != DW_OK)
-		return rc;
+	sqlite3_stmt *st = agent_stmt(s, ST_MSG_GET);
+	int rc = DW_OK;
 	sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, uidvalidity);
 	sqlite3_bind_int64(st, 3, uid);
@@ -1290,7 +1344,7 @@ dw_store_message_get(struct dw_store *s, const char *account, uint32_t uidvalidi
 	} else if (r != SQLITE_DONE) {
 		rc = dw_err(err, errlen, DW_E_STORE, "store %s: %s", s->path, sqlite3_errmsg(s->db));
 	}
-	sqlite3_finalize(st);
+	sqlite3_reset(st);
 	return rc;
 }
 
@@ -1298,13 +1352,14 @@ int
 dw_store_pending_moves(struct dw_store *s, const char *account, uint32_t uidvalidity,
                        int (*cb)(void *ctx, uint32_t uid, const char *folder), void *ctx, char *err, size_t errlen)
 {
+	/* Rare (after an interrupted pass): prepared on demand. */
 	sqlite3_stmt *st;
-	int rc = agent_stmt(s,
-	                    "SELECT uid, folder FROM messages WHERE account = ?1 AND uidvalidity = ?2 AND moved = 0"
-	                    " AND folder IS NOT NULL ORDER BY folder, uid",
-	                    &st, err, errlen);
-	if (rc != DW_OK)
-		return rc;
+	if (sqlite3_prepare_v2(s->db,
+	                       "SELECT uid, folder FROM messages WHERE account = ?1 AND uidvalidity = ?2 AND moved = 0"
+	                       " AND folder IS NOT NULL ORDER BY folder, uid",
+	                       -1, &st, NULL) != SQLITE_OK)
+		return dw_err(err, errlen, DW_E_STORE, "store %s: %s", s->path, sqlite3_errmsg(s->db));
+	int rc = DW_OK;
 	sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, uidvalidity);
 	int r;
@@ -1323,27 +1378,21 @@ int
 dw_store_mark_moved(struct dw_store *s, const char *account, uint32_t uidvalidity, const uint32_t *uids, size_t n,
                     char *err, size_t errlen)
 {
-	sqlite3_stmt *st;
-	int rc = agent_stmt(s, "UPDATE messages SET moved = 1 WHERE account = ?1 AND uidvalidity = ?2 AND uid = ?3",
-	                    &st, err, errlen);
-	if (rc != DW_OK)
-		return rc;
+	int rc = DW_OK;
 	int own = sqlite3_get_autocommit(s->db);
-	if (own && (rc = run(s, ST_BEGIN)) != DW_OK) {
-		sqlite3_finalize(st);
+	if (own && run(s, ST_BEGIN) != SQLITE_OK)
 		return store_err(s, err, errlen, "begin");
-	}
 	for (size_t i = 0; i < n && rc == DW_OK; i++) {
-		sqlite3_reset(st);
+		sqlite3_stmt *st = agent_stmt(s, ST_MSG_MOVED);
 		sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 2, uidvalidity);
 		sqlite3_bind_int64(st, 3, uids[i]);
 		if (sqlite3_step(st) != SQLITE_DONE)
 			rc = dw_err(err, errlen, DW_E_STORE, "store %s: %s", s->path, sqlite3_errmsg(s->db));
+		sqlite3_reset(st);
 	}
-	sqlite3_finalize(st);
 	if (own) {
-		if (rc == DW_OK && run(s, ST_COMMIT) != DW_OK)
+		if (rc == DW_OK && run(s, ST_COMMIT) != SQLITE_OK)
 			rc = store_err(s, err, errlen, "commit");
 		if (rc != DW_OK)
 			(void)run(s, ST_ROLLBACK);
@@ -1356,10 +1405,9 @@ dw_store_verdict_counts(struct dw_store *s, const char *account, int64_t counts[
 {
 	static const char *names[5] = {"stored", "duplicate", "not-a-report", "invalid", "untrusted"};
 	sqlite3_stmt *st;
-	int rc = agent_stmt(s, "SELECT verdict, count(*) FROM messages WHERE account = ?1 GROUP BY verdict", &st, err,
-	                    errlen);
-	if (rc != DW_OK)
-		return rc;
+	if (sqlite3_prepare_v2(s->db, "SELECT verdict, count(*) FROM messages WHERE account = ?1 GROUP BY verdict", -1,
+	                       &st, NULL) != SQLITE_OK)
+		return dw_err(err, errlen, DW_E_STORE, "store %s: %s", s->path, sqlite3_errmsg(s->db));
 	sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
 	for (int i = 0; i < 5; i++)
 		counts[i] = 0;

@@ -75,7 +75,7 @@ struct dw_account_cfg {
 	enum dw_wait_mode mode;
 	unsigned poll_interval;      /* seconds, default 300 */
 	unsigned timeout;            /* seconds per network operation, default 60 */
-	uint64_t batch_bytes;        /* bytes fetched per round trip, default 16 MiB */
+	uint64_t batch_bytes;        /* bytes fetched per round trip, default 4 MiB */
 	char **authserv_ids;         /* trust.authserv_id */
 	size_t nauthserv_ids;
 	enum dw_trust_require trust_require;

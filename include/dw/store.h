@@ -46,10 +46,20 @@ enum dw_store_outcome {
 int dw_store_open(const char *path, struct dw_store **out, char *err, size_t errlen);
 void dw_store_close(struct dw_store *s); /* NULL-safe */
 
-/* The item transaction. */
+/* The item transaction. Inside a batch (below) an item is a savepoint
+ * instead, so begin/commit/rollback keep their meaning per item. */
 int dw_store_begin(struct dw_store *s, char *err, size_t errlen);
 int dw_store_commit(struct dw_store *s, char *err, size_t errlen);
 void dw_store_rollback(struct dw_store *s);
+
+/* A batch: one real transaction around many items (the agent commits a
+ * fetched batch of messages at once, then moves them). Items committed
+ * inside it become durable only with dw_store_batch_commit. */
+int dw_store_batch_begin(struct dw_store *s, char *err, size_t errlen);
+int dw_store_batch_commit(struct dw_store *s, char *err, size_t errlen); /* rolls back on failure */
+void dw_store_batch_rollback(struct dw_store *s);
+/* A 64 MiB page cache for bulk imports (the default is 2 MiB, which keeps the agent small). */
+void dw_store_bulk_cache(struct dw_store *s);
 
 /*
  * Write one report inside the item transaction: begin, then one call per

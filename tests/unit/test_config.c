@@ -259,7 +259,7 @@ test_example(void)
 		is_int(g->nauthserv_ids, 1, "example: gmail one authserv-id");
 		if (g->nauthserv_ids == 1)
 			is_str(g->authserv_ids[0], "mx.google.com", "example: gmail authserv-id");
-		is_int(g->batch_bytes, 16 * MiB, "example: gmail batch");
+		is_int(g->batch_bytes, 4 * MiB, "example: gmail batch");
 
 		is_str(w->name, "workspace", "example: workspace name");
 		is_int(w->auth, DW_AUTH_XOAUTH2, "example: workspace xoauth2");
@@ -379,7 +379,7 @@ test_minimal(void)
 	is_int(a->mode, DW_MODE_IDLE, "minimal: mode default idle for imap");
 	is_int(a->poll_interval, 300, "minimal: poll_interval default 5m");
 	is_int(a->timeout, 60, "minimal: timeout default 60s");
-	is_int(a->batch_bytes, 16 * MiB, "minimal: batch_bytes default 16 MiB");
+	is_int(a->batch_bytes, 4 * MiB, "minimal: batch_bytes default 4 MiB");
 	is_int(a->nauthserv_ids, 0, "minimal: no authserv-ids");
 	is_int(a->trust_require, DW_TRUST_NONE, "minimal: no trust section means require none");
 	dw_config_free(c);
