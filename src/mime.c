@@ -411,6 +411,14 @@ decode_2047(const char *s)
 {
 	size_t idx = 0;
 	char *res = NULL;
+	/* Without an encoded word there is nothing to decode: skip libetpan's
+	 * charset conversion (an iconv_open per word) for plain ASCII. */
+	int plain = strstr(s, "=?") == NULL;
+	for (const unsigned char *c = (const unsigned char *)s; plain && *c; c++)
+		if (*c >= 0x80)
+			plain = 0;
+	if (plain)
+		return xstrdup(s);
 	if (mailmime_encoded_phrase_parse("utf-8", s, strlen(s), &idx, "utf-8", &res) !=
 	        MAILIMF_NO_ERROR ||
 	    res == NULL)

@@ -411,7 +411,13 @@ uid, gid = (int(x) for x in owner.split(":"))
 now = int(time.time())
 for f in files:
     seq += 1
-    name = "%d.M%06dP%s.dwtest" % (now, seq, pid)
+    # Name it as Dovecot's own delivery does: S= is the file size and W=
+    # the size with CRLF line ends (RFC822.SIZE), so the server need not
+    # read the file to answer a size listing.
+    with open(f, "rb") as fh:
+        data = fh.read()
+    wsize = len(data) + data.count(b"\n") - data.count(b"\r\n")
+    name = "%d.M%06dP%s.dwtest,S=%d,W=%d" % (now, seq, pid, len(data), wsize)
     tmp = os.path.join(maildir, "tmp", name)
     shutil.copyfile(f, tmp)
     st = os.stat(f)
