@@ -11,11 +11,16 @@ mkdir -p "$logdir"
 for t in "$@"; do
 	name=$(basename "$t")
 	log="$logdir/$name.log"
+	# A hung test must not hang CI: every program gets at most
+	# DW_TEST_TIMEOUT seconds (default 600), then it is killed.
 	case "$t" in
-	*.sh) bash "$t" >"$log" 2>&1 ;;
-	*) "$t" >"$log" 2>&1 ;;
+	*.sh) timeout -k 10 "${DW_TEST_TIMEOUT:-600}" bash "$t" >"$log" 2>&1 ;;
+	*) timeout -k 10 "${DW_TEST_TIMEOUT:-600}" "$t" >"$log" 2>&1 ;;
 	esac
 	rc=$?
+	if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+		echo "not ok - $name timed out after ${DW_TEST_TIMEOUT:-600} s" >>"$log"
+	fi
 	p=$(grep -c '^ok ' "$log")
 	f=$(grep -c '^not ok ' "$log")
 	s=$(grep -c '^ok .*# *[Ss][Kk][Ii][Pp]' "$log")

@@ -516,6 +516,114 @@ out:
 
 /* --- open ------------------------------------------------------------------ */
 
+/*
+ * End of stream in the middle of a response. libetpan 1.9.4's response
+ * parser loops forever when the server vanishes in the middle of a literal
+ * (a FETCH body): the low-level read returns 0 at end of stream, and the
+ * literal reader asks again and again, at 100 % CPU. A thin wrapper around
+ * the connection's low-level stream turns "0 bytes at end of stream" into
+ * an error, which the parser reports as MAILIMAP_ERROR_STREAM; everything
+ * else is passed through to the real stream (socket or TLS).
+ */
+static ssize_t
+eof_read(mailstream_low *low, void *buf, size_t count)
+{
+	ssize_t n = mailstream_low_read(low->data, buf, count);
+	return (n == 0 && count > 0) ? -1 : n;
+}
+
+static ssize_t
+eof_write(mailstream_low *low, const void *buf, size_t count)
+{
+	return mailstream_low_write(low->data, buf, count);
+}
+
+static int
+eof_close(mailstream_low *low)
+{
+	return mailstream_low_close(low->data);
+}
+
+static int
+eof_get_fd(mailstream_low *low)
+{
+	return mailstream_low_get_fd(low->data);
+}
+
+static void
+eof_free(mailstream_low *low)
+{
+	mailstream_low_free(low->data);
+	free(low);
+}
+
+static void
+eof_cancel(mailstream_low *low)
+{
+	mailstream_low_cancel(low->data);
+}
+
+static struct mailstream_cancel *
+eof_get_cancel(mailstream_low *low)
+{
+	return mailstream_low_get_cancel(low->data);
+}
+
+static carray *
+eof_get_certificate_chain(mailstream_low *low)
+{
+	return mailstream_low_get_certificate_chain(low->data);
+}
+
+static int
+eof_setup_idle(mailstream_low *low)
+{
+	return mailstream_low_setup_idle(low->data);
+}
+
+static int
+eof_unsetup_idle(mailstream_low *low)
+{
+	return mailstream_low_unsetup_idle(low->data);
+}
+
+static int
+eof_interrupt_idle(mailstream_low *low)
+{
+	return mailstream_low_interrupt_idle(low->data);
+}
+
+static mailstream_low_driver eof_driver = {
+    .mailstream_read = eof_read,
+    .mailstream_write = eof_write,
+    .mailstream_close = eof_close,
+    .mailstream_get_fd = eof_get_fd,
+    .mailstream_free = eof_free,
+    .mailstream_cancel = eof_cancel,
+    .mailstream_get_cancel = eof_get_cancel,
+    .mailstream_get_certificate_chain = eof_get_certificate_chain,
+    .mailstream_setup_idle = eof_setup_idle,
+    .mailstream_unsetup_idle = eof_unsetup_idle,
+    .mailstream_interrupt_idle = eof_interrupt_idle,
+};
+
+static void
+guard_eof(struct imap *p)
+{
+	if (p->imap == NULL || p->imap->imap_stream == NULL)
+		return;
+	mailstream_low *inner = mailstream_get_low(p->imap->imap_stream);
+	if (inner == NULL || inner->driver == &eof_driver)
+		return;
+	mailstream_low *outer = mailstream_low_new(inner, &eof_driver);
+	if (outer == NULL)
+		return; /* keep the unguarded stream rather than fail */
+	/* The wrapper carries the inner stream's settings. */
+	outer->timeout = inner->timeout;
+	outer->privacy = inner->privacy;
+	mailstream_set_low(p->imap->imap_stream, outer);
+}
+
 static int
 connect_server(struct dw_source *s, int *preauth, char *err, size_t errlen)
 {
@@ -581,6 +689,7 @@ connect_server(struct dw_source *s, int *preauth, char *err, size_t errlen)
 			return rc;
 		}
 	}
+	guard_eof(p);
 	return DW_OK;
 }
 
@@ -1339,7 +1448,12 @@ imap_close(struct dw_source *s)
 	if (p->imap != NULL) {
 		/* Courtesy only: a dead or slow server must not hold us up long. */
 		if (p->imap->imap_stream != NULL)
-			mailstream_low_set_timeout(mailstream_get_low(p->imap->imap_stream), 5);
+		{
+			mailstream_low *low = mailstream_get_low(p->imap->imap_stream);
+			mailstream_low_set_timeout(low, 5);
+			if (low->driver == &eof_driver) /* the guard's inner stream does the reading */
+				mailstream_low_set_timeout(low->data, 5);
+		}
 		if (p->wait == WAIT_IDLE)
 			(void)mailimap_idle_done(p->imap);
 		(void)mailimap_logout(p->imap);
