@@ -29,6 +29,7 @@ is() { # is GOT WANT NAME
 		echo "#          got: '$1'"
 		echo "#     expected: '$2'"
 		_failed=$((_failed + 1))
+		return 1
 	fi
 }
 like() { # like GOT SUBSTRING NAME
