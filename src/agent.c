@@ -94,6 +94,19 @@ account_ok(struct account *ac)
 	ac->backoff = 0;
 }
 
+/* Queue a message for moving after its batch commits. */
+static void
+moves_add(struct account *ac, uint32_t uid, const char *folder)
+{
+	if (ac->nmoves == ac->capmoves) {
+		ac->capmoves = ac->capmoves ? 2 * ac->capmoves : 256;
+		ac->moves = xreallocarray(ac->moves, ac->capmoves, sizeof *ac->moves);
+	}
+	ac->moves[ac->nmoves].uid = uid;
+	ac->moves[ac->nmoves].folder = folder;
+	ac->nmoves++;
+}
+
 /* ---- processing one message ---- */
 
 struct msgctx {
@@ -225,15 +238,8 @@ on_message(void *ctx, const struct dw_msg *m, char *err, size_t errlen)
 	ac->n_verdict[v]++;
 	log_info("account=%s uid=%" PRIu32 " verdict=%s reports=%u%s%s", c->name, m->uid, verdict_name[v], mv.reports,
 	         reason[0] ? " reason=" : "", reason);
-	if (mv.folder != NULL) {
-		if (ac->nmoves == ac->capmoves) {
-			ac->capmoves = ac->capmoves ? 2 * ac->capmoves : 256;
-			ac->moves = xreallocarray(ac->moves, ac->capmoves, sizeof *ac->moves);
-		}
-		ac->moves[ac->nmoves].uid = m->uid;
-		ac->moves[ac->nmoves].folder = mv.folder;
-		ac->nmoves++;
-	}
+	if (mv.folder != NULL)
+		moves_add(ac, m->uid, mv.folder);
 	dw_mail_free(mail);
 	dw_ingest_result_clear(&res);
 	return DW_OK;
@@ -295,15 +301,8 @@ collect_pending(void *ctx, uint32_t uid, const char *folder)
 	for (size_t i = 0; i < 4; i++)
 		if (cands[i] != NULL && strcmp(cands[i], folder) == 0)
 			f = cands[i];
-	if (f == NULL)
-		return DW_OK;
-	if (ac->nmoves == ac->capmoves) {
-		ac->capmoves = ac->capmoves ? 2 * ac->capmoves : 256;
-		ac->moves = xreallocarray(ac->moves, ac->capmoves, sizeof *ac->moves);
-	}
-	ac->moves[ac->nmoves].uid = uid;
-	ac->moves[ac->nmoves].folder = f;
-	ac->nmoves++;
+	if (f != NULL)
+		moves_add(ac, uid, f);
 	return DW_OK;
 }
 
@@ -436,9 +435,7 @@ dw_agent_new(const struct dw_config *cfg, struct dw_agent_signals *sig, struct d
 		return dw_err(err, errlen, DW_E_CONFIG, "state_dir %s: cannot create it: %s", cfg->state_dir,
 		              strerror(e));
 	}
-	char *db = xasprintf("%s/dmarcwatch.db", cfg->state_dir);
-	int rc = dw_store_open(db, &a->store, err, errlen);
-	free(db);
+	int rc = dw_store_open(dw_config_db_path(cfg), &a->store, err, errlen);
 	if (rc != DW_OK) {
 		free(a);
 		return rc;

@@ -890,9 +890,25 @@ get_unsigned(struct ctx *x, const struct dw_cfg_node *map, const char *key, unsi
 	return rc;
 }
 
+/* A scalar with units (a size or a duration), checked against min..max. */
+struct units {
+	int (*parse)(const char *s, uint64_t *v);
+	const char *(*fmt)(uint64_t v, char *buf, size_t len);
+	const char *expected; /* "a size like ..." */
+};
+
+static const char *
+fmt_size(uint64_t v, char *buf, size_t len)
+{
+	return dw_fmt_size(v, buf, len);
+}
+
+static const struct units size_units = {parse_size, fmt_size, "a size like 512KiB, 64MiB, 512M or 1G"};
+static const struct units duration_units = {parse_duration, fmt_duration, "a duration like 30s, 5m, 1h or 1h30m"};
+
 static int
-get_size(struct ctx *x, const struct dw_cfg_node *map, const char *key, uint64_t min, uint64_t max,
-         uint64_t *out)
+get_scaled(struct ctx *x, const struct dw_cfg_node *map, const char *key, const struct units *u, uint64_t min,
+           uint64_t max, uint64_t *out)
 {
 	const struct dw_cfg_node *n = lookup(map, key);
 	if (n == NULL)
@@ -901,14 +917,13 @@ get_size(struct ctx *x, const struct dw_cfg_node *map, const char *key, uint64_t
 	int rc = -1;
 	uint64_t v = 0;
 	if (scalar(x, n) != NULL) {
-		char q[96], a[32], b[32];
-		int prc = parse_size(n->value, &v);
+		char q[96], lo[32], hi[32];
+		int prc = u->parse(n->value, &v);
 		if (prc == NUM_BAD)
-			err_node(x, n, "expected a size like 512KiB, 64MiB, 512M or 1G, got %s",
-			         quote(n->value, q, sizeof q));
+			err_node(x, n, "expected %s, got %s", u->expected, quote(n->value, q, sizeof q));
 		else if (prc == NUM_OVERFLOW || v < min || v > max)
-			err_node(x, n, "must be from %s to %s, got %s", dw_fmt_size(min, a, sizeof a),
-			         dw_fmt_size(max, b, sizeof b), quote(n->value, q, sizeof q));
+			err_node(x, n, "must be from %s to %s, got %s", u->fmt(min, lo, sizeof lo),
+			         u->fmt(max, hi, sizeof hi), quote(n->value, q, sizeof q));
 		else {
 			*out = v;
 			rc = 1;
@@ -919,30 +934,20 @@ get_size(struct ctx *x, const struct dw_cfg_node *map, const char *key, uint64_t
 }
 
 static int
+get_size(struct ctx *x, const struct dw_cfg_node *map, const char *key, uint64_t min, uint64_t max,
+         uint64_t *out)
+{
+	return get_scaled(x, map, key, &size_units, min, max, out);
+}
+
+static int
 get_duration(struct ctx *x, const struct dw_cfg_node *map, const char *key, unsigned min, unsigned max,
              unsigned *out)
 {
-	const struct dw_cfg_node *n = lookup(map, key);
-	if (n == NULL)
-		return 0;
-	size_t saved = path_key(x, key);
-	int rc = -1;
 	uint64_t v = 0;
-	if (scalar(x, n) != NULL) {
-		char q[96], a[32], b[32];
-		int prc = parse_duration(n->value, &v);
-		if (prc == NUM_BAD)
-			err_node(x, n, "expected a duration like 30s, 5m, 1h or 1h30m, got %s",
-			         quote(n->value, q, sizeof q));
-		else if (prc == NUM_OVERFLOW || v < min || v > max)
-			err_node(x, n, "must be from %s to %s, got %s", fmt_duration(min, a, sizeof a),
-			         fmt_duration(max, b, sizeof b), quote(n->value, q, sizeof q));
-		else {
-			*out = (unsigned)v;
-			rc = 1;
-		}
-	}
-	path_pop(x, saved);
+	int rc = get_scaled(x, map, key, &duration_units, min, max, &v);
+	if (rc == 1)
+		*out = (unsigned)v;
 	return rc;
 }
 
@@ -1676,6 +1681,9 @@ load(const char *name, const char *basedir, const char *text, size_t len, struct
 		dw_config_free(c);
 		rc = DW_E_CONFIG;
 	} else {
+		/* Derived once here, so readers need no cache. */
+		c->db_path = strcmp(c->state_dir, "/") == 0 ? xstrdup("/dmarcwatch.db")
+		                                            : xasprintf("%s/dmarcwatch.db", c->state_dir);
 		*out = c;
 	}
 	dw_cfg_msgs_free(&own);
@@ -1809,10 +1817,7 @@ dw_config_section(const struct dw_config *c, const char *key)
 }
 
 const char *
-dw_config_db_path(struct dw_config *c)
+dw_config_db_path(const struct dw_config *c)
 {
-	if (c->db_path == NULL)
-		c->db_path = strcmp(c->state_dir, "/") == 0 ? xstrdup("/dmarcwatch.db")
-		                                            : xasprintf("%s/dmarcwatch.db", c->state_dir);
 	return c->db_path;
 }

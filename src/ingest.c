@@ -165,7 +165,6 @@ run_init(struct run *r, const char *name, const struct dw_limits *limits, const 
 	r->res = res;
 	r->item = name;
 	memset(res, 0, sizeof *res);
-	res->received = -1;
 }
 
 static int
@@ -333,24 +332,17 @@ dw_ingest_path(const char *path, const struct dw_limits *limits, const struct dw
 	FILE *fp = fopen(path, "rb");
 	if (fp == NULL) {
 		memset(res, 0, sizeof *res);
-		res->received = -1;
-		snprintf(res->reason, sizeof res->reason, "cannot open: %s", strerror(errno));
+			snprintf(res->reason, sizeof res->reason, "cannot open: %s", strerror(errno));
 		return res->status = DW_E_SOURCE;
 	}
 	struct stat st;
-	int64_t mtime = -1;
-	if (fstat(fileno(fp), &st) == 0) {
-		if (S_ISDIR(st.st_mode)) {
-			fclose(fp);
-			memset(res, 0, sizeof *res);
-			res->received = -1;
-			snprintf(res->reason, sizeof res->reason, "is a directory");
-			return res->status = DW_E_INPUT;
-		}
-		mtime = (int64_t)st.st_mtime;
+	if (fstat(fileno(fp), &st) == 0 && S_ISDIR(st.st_mode)) {
+		fclose(fp);
+		memset(res, 0, sizeof *res);
+		snprintf(res->reason, sizeof res->reason, "is a directory");
+		return res->status = DW_E_INPUT;
 	}
 	int rc = dw_ingest_stream(fp, path, limits, cb, ctx, res);
-	res->received = mtime;
 	fclose(fp);
 	return rc;
 }

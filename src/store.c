@@ -146,7 +146,6 @@ enum {
 	ST_CKPT_GET,
 	ST_CKPT_SET,
 	ST_MSG_PUT,
-	ST_MSG_GET,
 	ST_MSG_MOVED,
 	ST_COUNT_
 };
@@ -188,7 +187,6 @@ static const char *const stmt_sql[ST_COUNT_] = {
 	[ST_MSG_PUT] = "INSERT OR REPLACE INTO messages (account, uidvalidity, uid, verdict, reason, message_id,"
 	               " reports, folder, moved, received, processed_at)"
 	               " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0, ?9, ?10)",
-	[ST_MSG_GET] = "SELECT verdict FROM messages WHERE account = ?1 AND uidvalidity = ?2 AND uid = ?3",
 	[ST_MSG_MOVED] = "UPDATE messages SET moved = 1 WHERE account = ?1 AND uidvalidity = ?2 AND uid = ?3",
 };
 
@@ -1328,27 +1326,6 @@ dw_store_message_put(struct dw_store *s, const struct dw_msg_verdict *v, char *e
 }
 
 int
-dw_store_message_get(struct dw_store *s, const char *account, uint32_t uidvalidity, uint32_t uid, char *verdict,
-                     size_t vlen, int *found, char *err, size_t errlen)
-{
-	sqlite3_stmt *st = agent_stmt(s, ST_MSG_GET);
-	int rc = DW_OK;
-	sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, uidvalidity);
-	sqlite3_bind_int64(st, 3, uid);
-	*found = 0;
-	int r = sqlite3_step(st);
-	if (r == SQLITE_ROW) {
-		*found = 1;
-		snprintf(verdict, vlen, "%s", (const char *)sqlite3_column_text(st, 0));
-	} else if (r != SQLITE_DONE) {
-		rc = dw_err(err, errlen, DW_E_STORE, "store %s: %s", s->path, sqlite3_errmsg(s->db));
-	}
-	sqlite3_reset(st);
-	return rc;
-}
-
-int
 dw_store_pending_moves(struct dw_store *s, const char *account, uint32_t uidvalidity,
                        int (*cb)(void *ctx, uint32_t uid, const char *folder), void *ctx, char *err, size_t errlen)
 {
@@ -1400,23 +1377,3 @@ dw_store_mark_moved(struct dw_store *s, const char *account, uint32_t uidvalidit
 	return rc;
 }
 
-int
-dw_store_verdict_counts(struct dw_store *s, const char *account, int64_t counts[5], char *err, size_t errlen)
-{
-	static const char *names[5] = {"stored", "duplicate", "not-a-report", "invalid", "untrusted"};
-	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(s->db, "SELECT verdict, count(*) FROM messages WHERE account = ?1 GROUP BY verdict", -1,
-	                       &st, NULL) != SQLITE_OK)
-		return dw_err(err, errlen, DW_E_STORE, "store %s: %s", s->path, sqlite3_errmsg(s->db));
-	sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
-	for (int i = 0; i < 5; i++)
-		counts[i] = 0;
-	while (sqlite3_step(st) == SQLITE_ROW) {
-		const char *v = (const char *)sqlite3_column_text(st, 0);
-		for (int i = 0; i < 5; i++)
-			if (v != NULL && strcmp(v, names[i]) == 0)
-				counts[i] = sqlite3_column_int64(st, 1);
-	}
-	sqlite3_finalize(st);
-	return DW_OK;
-}

@@ -91,7 +91,7 @@ struct dw_config {
 	struct dw_account_cfg *accounts;
 	size_t naccounts;
 	struct dw_cfg_node *root;    /* the whole tree, for later sections */
-	char *db_path;               /* private: cache for dw_config_db_path() */
+	char *db_path;               /* state_dir + "/dmarcwatch.db", set by the loader: owned */
 };
 
 /* Messages collected while loading: errors make the load fail; warnings
@@ -119,6 +119,6 @@ void dw_config_free(struct dw_config *c); /* NULL-safe; wipes secrets before fre
 const struct dw_cfg_node *dw_config_section(const struct dw_config *c, const char *key);
 
 /* The database path: state_dir + "/dmarcwatch.db" (owned by c). */
-const char *dw_config_db_path(struct dw_config *c);
+const char *dw_config_db_path(const struct dw_config *c);
 
 #endif

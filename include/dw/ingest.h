@@ -48,7 +48,6 @@ struct dw_ingest_result {
 	int status;              /* DW_OK, or the item-level error (unreadable, too big, not a mail) */
 	char reason[512];        /* why not_report, or the item-level error */
 	struct dw_quirks quirks; /* item-level quirks (mime, unpack); caller clears */
-	int64_t received;        /* file mtime, or -1 */
 };
 
 /* Ingest a file (path "-" = stdin). The kind is sniffed, never taken from

@@ -118,8 +118,6 @@ int dw_store_checkpoint_get(struct dw_store *s, const char *account, uint32_t *u
 int dw_store_checkpoint_set(struct dw_store *s, const char *account, uint32_t uidvalidity, uint32_t last_uid,
                             char *err, size_t errlen);
 int dw_store_message_put(struct dw_store *s, const struct dw_msg_verdict *v, char *err, size_t errlen);
-int dw_store_message_get(struct dw_store *s, const char *account, uint32_t uidvalidity, uint32_t uid, char *verdict,
-                         size_t vlen, int *found, char *err, size_t errlen);
 /* Messages with a target folder that were not moved yet, ordered by folder then uid. */
 int dw_store_pending_moves(struct dw_store *s, const char *account, uint32_t uidvalidity,
                            int (*cb)(void *ctx, uint32_t uid, const char *folder), void *ctx, char *err,
@@ -127,7 +125,5 @@ int dw_store_pending_moves(struct dw_store *s, const char *account, uint32_t uid
 /* Mark moved (its own transaction unless one is open). */
 int dw_store_mark_moved(struct dw_store *s, const char *account, uint32_t uidvalidity, const uint32_t *uids, size_t n,
                         char *err, size_t errlen);
-/* counts[5]: stored, duplicate, not-a-report, invalid, untrusted. */
-int dw_store_verdict_counts(struct dw_store *s, const char *account, int64_t counts[5], char *err, size_t errlen);
 
 #endif

@@ -347,7 +347,7 @@ test_minimal(void)
 	is_str(c->file, "tests/data/config/minimal.yaml", "minimal: file");
 	is_str(c->state_dir, "/var/lib/dmarcwatch", "minimal: state_dir default");
 	is_str(dw_config_db_path(c), "/var/lib/dmarcwatch/dmarcwatch.db", "minimal: db path");
-	ok(dw_config_db_path(c) == dw_config_db_path(c), "minimal: db path cached");
+	ok(dw_config_db_path(c) == dw_config_db_path(c), "minimal: db path computed once at load");
 	is_str(c->timezone, "UTC", "minimal: timezone default");
 	is_int(c->log_level, 2, "minimal: log level default info");
 	is_int(c->log_to, DW_LOG_STDERR, "minimal: log to default stderr");
