@@ -59,14 +59,58 @@ else
 Q = @
 endif
 
-.PHONY: all tests check check-unit check-integration deps demo fuzz fuzz-smoke bench clean install uninstall
+# Notifier plugins: plugins/NAME/*.c -> $(OBJDIR)/plugins/NAME.so. Each links
+# only what it needs (PLUGIN_PKGS_NAME) plus the static helper library built
+# from plugins/common/*.c and src/notification_json.c as position-independent
+# code. Plugins never link against the agent (-z defs proves it).
+PLUGINS = $(sort $(filter-out common example,$(notdir $(patsubst %/,%,$(dir $(wildcard plugins/*/*.c))))))
+PLUGIN_PKGS_slack   = libcurl jansson
+PLUGIN_PKGS_email   = libcurl
+PLUGIN_PKGS_syslog  =
+PLUGIN_PKGS_webhook = libcurl jansson gnutls
+PLUGIN_PKGS_exec    = jansson
+PLUGIN_CFLAGS = -fPIC -fvisibility=hidden -Iplugins/common
+PLUGIN_LDFLAGS = -shared -Wl,-z,defs
+PUSRCS   = $(wildcard plugins/common/*.c) src/notification_json.c
+PUOBJS   = $(PUSRCS:%.c=$(OBJDIR)/pic/%.o)
+PULIB    = $(OBJDIR)/pic/libdwplugin.a
+PLUGINSOS = $(PLUGINS:%=$(OBJDIR)/plugins/%.so)
+# Plugins that exist to be refused or to misbehave, for the ABI tests.
+TPLUGSRCS = $(wildcard tests/plugins/*.c)
+TPLUGSOS  = $(TPLUGSRCS:tests/plugins/%.c=$(OBJDIR)/tests/plugins/%.so)
 
-all: $(BIN)
+.PHONY: all plugins tests check check-unit check-integration deps demo fuzz fuzz-smoke bench clean install uninstall
+
+all: $(BIN) plugins
+
+plugins: $(PLUGINSOS)
 
 $(OBJDIR)/%.o: %.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
+
+$(OBJDIR)/pic/%.o: %.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $< (pic)")
+	$(Q)$(CC) $(CFLAGS) $(PLUGIN_CFLAGS) -c -o $@ $<
+
+$(PULIB): $(PUOBJS)
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)rm -f $@ && $(AR) rcs $@ $^
+
+.SECONDEXPANSION:
+$(OBJDIR)/plugins/%.so: $$(wildcard plugins/%/*.c) $(PULIB) include/dmarcwatch/notifier.h
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  PLUGIN  $@")
+	$(Q)$(CC) $(CFLAGS) $(PLUGIN_CFLAGS) $(LDFLAGS) $(PLUGIN_LDFLAGS) -o $@ \
+		$(filter %.c,$^) $(PULIB) \
+		$(if $(PLUGIN_PKGS_$*),$(shell $(PKG_CONFIG) --libs $(PLUGIN_PKGS_$*)))
+
+$(OBJDIR)/tests/plugins/%.so: tests/plugins/%.c include/dmarcwatch/notifier.h
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  PLUGIN  $@")
+	$(Q)$(CC) $(CFLAGS) -fPIC $(LDFLAGS) -shared -o $@ $<
 
 $(LIB): $(LIBOBJS)
 	@$(if $(Q),echo "  AR      $@")
@@ -81,7 +125,7 @@ $(OBJDIR)/tests/%: tests/unit/%.c $(LIB) tests/tap.h
 	@$(if $(Q),echo "  CC/LD   $<")
 	$(Q)$(CC) $(CFLAGS) -Itests $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
-tests: $(BIN) $(UNITBINS)
+tests: $(BIN) plugins $(UNITBINS) $(TPLUGSOS)
 
 deps:
 	@sh scripts/deps.sh
@@ -94,10 +138,12 @@ check:
 	@sh scripts/check.sh
 
 check-unit: tests
-	@sh scripts/run-tests.sh $(UNITBINS)
+	@DW_PLUGIN_BUILD=$(CURDIR)/$(OBJDIR)/plugins DW_TEST_PLUGINS=$(CURDIR)/$(OBJDIR)/tests/plugins \
+		sh scripts/run-tests.sh $(UNITBINS)
 
-check-integration: $(BIN)
-	@DMARCWATCH=$(CURDIR)/$(BIN) sh scripts/run-tests.sh $(wildcard tests/integration/t_*.sh)
+check-integration: $(BIN) plugins $(TPLUGSOS)
+	@DMARCWATCH=$(CURDIR)/$(BIN) DW_PLUGIN_BUILD=$(CURDIR)/$(OBJDIR)/plugins \
+		DW_TEST_PLUGINS=$(CURDIR)/$(OBJDIR)/tests/plugins sh scripts/run-tests.sh $(wildcard tests/integration/t_*.sh)
 
 demo: deps
 	@$(MAKE) --no-print-directory all
@@ -132,4 +178,5 @@ uninstall:
 clean:
 	rm -rf build build-san build-fuzz dmarcwatch
 
--include $(wildcard build/src/*.d build/tests/*.d build-san/src/*.d build-san/tests/*.d)
+-include $(wildcard build/src/*.d build/tests/*.d build/pic/*/*.d build/pic/*/*/*.d \
+	build-san/src/*.d build-san/tests/*.d build-san/pic/*/*.d build-san/pic/*/*/*.d)

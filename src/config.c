@@ -1240,8 +1240,12 @@ get_secret(struct ctx *x, const struct dw_cfg_node *map, const char *key, char *
 /* ------------------------------------------------------------------ */
 /* Sections                                                            */
 
-static const char *const top_keys[] = {"state_dir", "timezone", "log",   "limits",
-                                       "accounts",  "notifiers", "rules", NULL};
+static const char *const top_keys[] = {"state_dir", "timezone",  "log",    "limits",     "accounts",
+                                       "notifiers", "plugin_dir", "outbox", "rules", NULL};
+static const char *const outbox_keys[] = {"keep", NULL};
+/* Keys of a notifiers: entry the agent keeps; every other goes to the plugin. */
+static const char *const notifier_host_keys[] = {"name",      "plugin",    "timeout",
+                                                 "max_age",   "retry_min", "retry_max", NULL};
 static const char *const log_keys[] = {"level", "to", NULL};
 static const char *const limits_keys[] = {"mail_max",        "decompressed_max", "ratio_max",
                                           "ratio_grace",     "zip_members_max",  "rfc822_depth_max",
@@ -1607,6 +1611,132 @@ load_accounts(struct ctx *x, const struct dw_cfg_node *root, struct dw_config *c
 	path_pop(x, saved);
 }
 
+static int
+name_ok(const char *s)
+{
+	for (const char *p = s; *p != '\0'; p++)
+		if (!isalnum((unsigned char)*p) && *p != '_' && *p != '-' && *p != '.')
+			return 0;
+	return s[0] != '\0' && strlen(s) <= 64;
+}
+
+/* A plugin key's value: a scalar, or a list of scalars (repeated keys). */
+static void
+add_plugin_kv(struct ctx *x, struct dw_notifier_cfg *nc, const struct dw_cfg_node *n)
+{
+	size_t saved = path_key(x, n->key);
+	size_t klen = strlen(n->key);
+	int is_file = klen > 5 && strcmp(n->key + klen - 5, "_file") == 0;
+	const struct dw_cfg_node *const *items = (const struct dw_cfg_node *const *)&n;
+	size_t count = 1;
+	if (n->type == DW_CFG_SEQ) {
+		items = (const struct dw_cfg_node *const *)n->items;
+		count = n->nitems;
+		if (count == 0)
+			err_node(x, n, "an empty list; leave the key out instead");
+	} else if (n->type == DW_CFG_MAP) {
+		err_node(x, n, "plugin settings are single values or lists of values, not mappings");
+		count = 0;
+	}
+	for (size_t i = 0; i < count; i++) {
+		const struct dw_cfg_node *v = items[i];
+		if (v->type != DW_CFG_SCALAR) {
+			err_node(x, v, "expected a single value in this list, got %s", type_name(v));
+			continue;
+		}
+		if (has_control(v->value)) {
+			err_node(x, v, "contains a control character (a tab or a line break?)");
+			continue;
+		}
+		nc->kv = xreallocarray(nc->kv, nc->nkv + 1, sizeof *nc->kv);
+		struct dw_notifier_kv *kv = &nc->kv[nc->nkv++];
+		kv->key = xstrdup(n->key);
+		kv->value = is_file && v->value[0] != '\0' ? resolve_path(x, v->value) : xstrdup(v->value);
+		kv->line = v->line;
+		kv->col = v->col;
+	}
+	path_pop(x, saved);
+}
+
+static void
+load_notifier(struct ctx *x, const struct dw_cfg_node *m, struct dw_config *c, size_t idx)
+{
+	struct dw_notifier_cfg *nc = &c->notifiers[idx];
+	nc->line = m->line;
+	nc->col = m->col;
+	nc->timeout = 30;
+	nc->max_age = 86400;
+	nc->retry_min = 30;
+	nc->retry_max = 3600;
+	if (m->type != DW_CFG_MAP) {
+		err_node(x, m, "expected a notifier (name:, plugin: and its settings), got %s", type_name(m));
+		return;
+	}
+	if (get_str(x, m, "name", &nc->name) == 0)
+		missing(x, m, "name", "required: the name rules and test-notify use");
+	else if (nc->name != NULL && !name_ok(nc->name)) {
+		size_t saved = path_key(x, "name");
+		err_node(x, lookup(m, "name"), "use letters, digits, '_', '-' and '.' only (at most 64)");
+		path_pop(x, saved);
+	}
+	for (size_t i = 0; nc->name != NULL && i < idx; i++) {
+		if (c->notifiers[i].name != NULL && strcmp(c->notifiers[i].name, nc->name) == 0) {
+			size_t saved = path_key(x, "name");
+			err_node(x, lookup(m, "name"), "a notifier named \"%s\" is already defined at line %u",
+			         nc->name, c->notifiers[i].line);
+			path_pop(x, saved);
+		}
+	}
+	const struct dw_cfg_node *pn = lookup(m, "plugin");
+	if (get_str(x, m, "plugin", &nc->plugin) == 0) {
+		missing(x, m, "plugin", "required: slack, email, syslog, webhook, exec or a path to a .so");
+	} else if (nc->plugin != NULL) {
+		nc->plugin_line = pn->line;
+		nc->plugin_col = pn->col;
+		if (nc->plugin[0] != '/' && strchr(nc->plugin, '/') != NULL) {
+			size_t saved = path_key(x, "plugin");
+			err_node(x, pn, "a plugin name (like slack) or an absolute path to a .so file");
+			path_pop(x, saved);
+		}
+	}
+	get_duration(x, m, "timeout", 1, 3600, &nc->timeout);
+	get_duration(x, m, "max_age", 60, 30u * 86400, &nc->max_age);
+	get_duration(x, m, "retry_min", 1, 86400, &nc->retry_min);
+	get_duration(x, m, "retry_max", 1, 7 * 86400, &nc->retry_max);
+	if (nc->retry_max < nc->retry_min)
+		nc->retry_max = nc->retry_min;
+	for (size_t i = 0; i < m->nitems; i++) {
+		size_t k = 0;
+		while (notifier_host_keys[k] != NULL && strcmp(notifier_host_keys[k], m->items[i]->key) != 0)
+			k++;
+		if (notifier_host_keys[k] == NULL)
+			add_plugin_kv(x, nc, m->items[i]);
+	}
+}
+
+static void
+load_notifiers(struct ctx *x, const struct dw_cfg_node *root, struct dw_config *c)
+{
+	const struct dw_cfg_node *l = lookup(root, "notifiers");
+	if (l == NULL || is_null(l))
+		return;
+	size_t saved = path_key(x, "notifiers");
+	if (l->type != DW_CFG_SEQ) {
+		err_node(x, l, "expected a list of notifiers (each starting with \"- name:\"), got %s", type_name(l));
+	} else if (l->nitems > 64) {
+		err_node(x, l, "more than 64 notifiers");
+	} else if (l->nitems > 0) {
+		c->notifiers = xcalloc(l->nitems, sizeof *c->notifiers);
+		c->nnotifiers = l->nitems;
+		for (size_t i = 0; i < l->nitems; i++) {
+			size_t s2 = path_index(x, i);
+			load_notifier(x, l->items[i], c, i);
+			path_pop(x, s2);
+		}
+	}
+	path_pop(x, saved);
+}
+
 static void
 load_top(struct ctx *x, const struct dw_cfg_node *root, struct dw_config *c)
 {
@@ -1617,8 +1747,8 @@ load_top(struct ctx *x, const struct dw_cfg_node *root, struct dw_config *c)
 	dw_limits_default(&c->limits);
 
 	check_keys(x, root, top_keys);
-	static const char *const later[] = {"notifiers", "rules"};
-	for (size_t i = 0; i < 2; i++) {
+	static const char *const later[] = {"rules"};
+	for (size_t i = 0; i < 1; i++) {
 		for (size_t k = 0; k < root->nitems; k++) {
 			if (strcmp(root->items[k]->key, later[i]) != 0)
 				continue;
@@ -1637,6 +1767,18 @@ load_top(struct ctx *x, const struct dw_cfg_node *root, struct dw_config *c)
 	load_log(x, root, c);
 	load_limits(x, root, &c->limits);
 	load_accounts(x, root, c);
+	c->plugin_dir = xstrdup(DW_PLUGINDIR);
+	get_path(x, root, "plugin_dir", &c->plugin_dir);
+	c->outbox_keep = 7 * 86400;
+	int bad = 0;
+	const struct dw_cfg_node *ob = get_map(x, root, "outbox", &bad);
+	if (ob != NULL) {
+		size_t saved = path_key(x, "outbox");
+		check_keys(x, ob, outbox_keys);
+		get_duration(x, ob, "keep", 3600, 3650u * 86400, &c->outbox_keep);
+		path_pop(x, saved);
+	}
+	load_notifiers(x, root, c);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1667,6 +1809,7 @@ load(const char *name, const char *basedir, const char *text, size_t len, struct
 	if (x.nerrors == 0) {
 		c = xcalloc(1, sizeof *c);
 		c->file = xstrdup(name);
+		c->basedir = xstrdup(basedir);
 		c->root = root;
 		root = NULL;
 		load_top(&x, c->root, c);
@@ -1802,12 +1945,43 @@ dw_config_free(struct dw_config *c)
 	for (size_t i = 0; i < c->naccounts; i++)
 		account_free(&c->accounts[i]);
 	free(c->accounts);
+	for (size_t i = 0; i < c->nnotifiers; i++) {
+		struct dw_notifier_cfg *nc = &c->notifiers[i];
+		free(nc->name);
+		free(nc->plugin);
+		for (size_t k = 0; k < nc->nkv; k++) {
+			free(nc->kv[k].key);
+			wipe_free(nc->kv[k].value); /* may be an inline secret */
+		}
+		free(nc->kv);
+	}
+	free(c->notifiers);
+	free(c->plugin_dir);
+	free(c->basedir);
 	node_free(c->root);
 	free(c->file);
 	free(c->state_dir);
 	free(c->timezone);
 	free(c->db_path);
 	free(c);
+}
+
+int
+dw_config_notifier_secret(const struct dw_config *c, size_t idx, const char *key, char **out,
+                          struct dw_cfg_msgs *msgs)
+{
+	const struct dw_cfg_node *l = lookup(c->root, "notifiers");
+	if (l == NULL || l->type != DW_CFG_SEQ || idx >= l->nitems || l->items[idx]->type != DW_CFG_MAP)
+		return 0;
+	struct ctx x;
+	memset(&x, 0, sizeof x);
+	x.file = c->file;
+	x.basedir = c->basedir;
+	x.msgs = msgs;
+	path_key(&x, "notifiers");
+	path_index(&x, idx);
+	*out = NULL;
+	return get_secret(&x, l->items[idx], key, out);
 }
 
 const struct dw_cfg_node *

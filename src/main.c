@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <fcntl.h>
 #include <signal.h>
@@ -23,6 +24,10 @@
 #include "dw/config.h"
 #include "dw/log.h"
 #include "dw/days.h"
+#include "dw/deliver.h"
+#include "dw/notification_json.h"
+#include "dw/notify.h"
+#include "dw/outbox.h"
 #include "dw/importer.h"
 #include "dw/ingest.h"
 #include "dw/limits.h"
@@ -47,6 +52,8 @@ usage_main(FILE *f)
 	        "  report                 print per-day, per-source or per-reporter aggregates\n"
 	        "  run [-c FILE] [--once] run the agent: fetch report mail from every account\n"
 	        "  check-config [-c FILE] validate the configuration (alias: -n)\n"
+	        "  test-notify NAME       send a test notification through one notifier\n"
+	        "  outbox                 list queued, delivered and dead-lettered notifications\n"
 	        "\n"
 	        "Run 'dmarcwatch COMMAND --help' for a command's options; 'dmarcwatch --version'.\n");
 }
@@ -490,6 +497,25 @@ load_config(const char *path, int quiet)
 	return rc == DW_OK ? cfg : NULL;
 }
 
+/* Load and init() the configured notifiers, printing problems like
+ * load_config does. NULL on failure. */
+static struct dw_notifiers *
+load_notifiers(const struct dw_config *cfg)
+{
+	struct dw_notifiers *ns = NULL;
+	struct dw_cfg_msgs msgs = {0};
+	int rc = dw_notifiers_load(cfg, &ns, &msgs);
+	for (size_t i = 0; i < msgs.nwarnings; i++)
+		fprintf(stderr, "%s: warning: %s\n", progname, msgs.warnings[i]);
+	for (size_t i = 0; i < msgs.nerrors; i++)
+		fprintf(stderr, "%s\n", msgs.errors[i]);
+	if (rc != DW_OK)
+		fprintf(stderr, "%s: %s: %zu notifier error%s; nothing was started\n", progname, cfg->file, msgs.nerrors,
+		        msgs.nerrors == 1 ? "" : "s");
+	dw_cfg_msgs_free(&msgs);
+	return rc == DW_OK ? ns : NULL;
+}
+
 static int
 parse_config_opts(int argc, char **argv, const char **path, int *once, int *verbose, void (*usage)(FILE *))
 {
@@ -555,9 +581,364 @@ cmd_check_config(int argc, char **argv)
 		dw_config_free(cfg);
 		return 1;
 	}
-	printf("configuration OK (%zu account%s)\n", cfg->naccounts, cfg->naccounts == 1 ? "" : "s");
+	dw_oauth2_global_init();
+	struct dw_notifiers *ns = load_notifiers(cfg);
+	if (ns == NULL) {
+		dw_config_free(cfg);
+		return 1;
+	}
+	printf("configuration OK (%zu account%s, %zu notifier%s)\n", cfg->naccounts, cfg->naccounts == 1 ? "" : "s",
+	       dw_notifiers_count(ns), dw_notifiers_count(ns) == 1 ? "" : "s");
+	dw_notifiers_free(ns);
 	dw_config_free(cfg);
 	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* test-notify and outbox                                              */
+
+static void
+usage_test_notify(FILE *f)
+{
+	fprintf(f, "usage: dmarcwatch test-notify [-c FILE] [--json FILE] [--wait SECONDS] [--queue] [-v] NAME\n"
+	           "  Queues a test notification in the outbox and delivers it through notifier NAME,\n"
+	           "  retrying as the agent would for up to --wait seconds (default 60).\n"
+	           "  --json FILE sends the notification in FILE instead (the webhook JSON schema).\n"
+	           "  --queue only queues it: the running agent delivers it.\n"
+	           "  Exit 0 delivered, 1 failed (dead letter) or configuration error, 75 not yet\n"
+	           "  delivered (it stays queued and the agent retries it).\n");
+}
+
+static void
+usage_outbox(FILE *f)
+{
+	fprintf(f, "usage: dmarcwatch outbox [-c FILE] [--state pending|delivered|dead] [--format text|json]\n"
+	           "  Lists the notification outbox, newest first.\n");
+}
+
+/* The built-in test notification: every part a plugin can render. */
+static const char *const test_columns[] = {"source_ip", "messages", "spf", "dkim", "header_from", "reporter"};
+static const char *const test_cells[] = {
+    "192.0.2.10",   "812", "pass", "pass", "example.com", "google.com",
+    "198.51.100.7", "301", "fail", "pass", "example.com", "Yahoo",
+    "203.0.113.99", "56",  "fail", "fail", "example.com", "Microsoft Corporation",
+};
+static const char test_csv[] = "source_ip,messages,spf,dkim,header_from,reporter\r\n"
+                               "192.0.2.10,812,pass,pass,example.com,google.com\r\n"
+                               "198.51.100.7,301,fail,pass,example.com,Yahoo\r\n"
+                               "203.0.113.99,56,fail,fail,example.com,Microsoft Corporation\r\n";
+
+static int
+cmd_test_notify(int argc, char **argv)
+{
+	static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+	                                     {"json", required_argument, NULL, 'j'},
+	                                     {"wait", required_argument, NULL, 'w'},
+	                                     {"queue", no_argument, NULL, 'q'},
+	                                     {"verbose", no_argument, NULL, 'v'},
+	                                     {"help", no_argument, NULL, 'h'},
+	                                     {NULL, 0, NULL, 0}};
+	const char *path = getenv("DMARCWATCH_CONFIG"), *json = NULL;
+	if (path == NULL || *path == '\0')
+		path = DEFAULT_CONFIG;
+	unsigned long wait = 60;
+	int queue = 0, verbose = 0, c;
+	char *end;
+	while ((c = getopt_long(argc, argv, "c:j:w:qvh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c': path = optarg; break;
+		case 'j': json = optarg; break;
+		case 'w':
+			errno = 0;
+			wait = strtoul(optarg, &end, 10);
+			if (*optarg == '\0' || *end != '\0' || errno != 0 || wait > 86400) {
+				fprintf(stderr, "%s: --wait: expected seconds (0 to 86400), got '%s'\n", progname, optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case 'q': queue = 1; break;
+		case 'v': verbose++; break;
+		case 'h': usage_test_notify(stdout); return 0;
+		default: usage_test_notify(stderr); return EXIT_USAGE;
+		}
+	}
+	if (optind + 1 != argc) {
+		fprintf(stderr, "%s: test-notify needs exactly one notifier NAME\n", progname);
+		usage_test_notify(stderr);
+		return EXIT_USAGE;
+	}
+	const char *name = argv[optind];
+
+	/* The notification first: a bad --json file needs no configuration. */
+	struct dw_notification *parsed = NULL;
+	if (json != NULL) {
+		char *text = NULL;
+		size_t len = 0;
+		FILE *f = fopen(json, "rb");
+		if (f != NULL) {
+			size_t cap = 0;
+			for (;;) {
+				if (len + 65536 > cap)
+					text = xrealloc(text, cap = cap * 2 + 65536);
+				size_t r = fread(text + len, 1, cap - len, f);
+				len += r;
+				if (r == 0 || len > (64u << 20))
+					break;
+			}
+		}
+		if (f == NULL || ferror(f) || len > (64u << 20)) {
+			fprintf(stderr, "%s: --json %s: %s\n", progname, json,
+			        f == NULL ? strerror(errno) : len > (64u << 20) ? "larger than 64 MiB" : "read error");
+			if (f != NULL)
+				fclose(f);
+			free(text);
+			return 1;
+		}
+		fclose(f);
+		char err[512];
+		if (dw_notification_from_json(text, len, &parsed, err, sizeof err) != 0) {
+			fprintf(stderr, "%s: --json %s: %s\n", progname, json, err);
+			free(text);
+			return 1;
+		}
+		free(text);
+	}
+
+	struct dw_config *cfg = load_config(path, 0);
+	if (cfg == NULL) {
+		dw_notification_free(parsed);
+		return 1;
+	}
+	int level = cfg->log_level + verbose;
+	dw_log_init(level > DW_LOG_DEBUG ? DW_LOG_DEBUG : level, 0, "dmarcwatch");
+	signal(SIGPIPE, SIG_IGN);
+	dw_oauth2_global_init();
+	struct dw_notifiers *ns = load_notifiers(cfg);
+	if (ns == NULL) {
+		dw_notification_free(parsed);
+		dw_config_free(cfg);
+		return 1;
+	}
+	int status = 1, abandoned = 0;
+	struct dw_store *db = NULL;
+	struct dw_deliver *dl = NULL;
+	struct dw_outbox_entry e;
+	memset(&e, 0, sizeof e);
+	char err[1024], key[128];
+	if (dw_notifiers_find(ns, name) == NULL) {
+		fprintf(stderr, "%s: test-notify: no notifier named '%s' in %s (configured:", progname, name, cfg->file);
+		for (size_t i = 0; i < dw_notifiers_count(ns); i++)
+			fprintf(stderr, " %s", dw_notifier_name(dw_notifiers_at(ns, i)));
+		fprintf(stderr, "%s)\n", dw_notifiers_count(ns) == 0 ? " none" : "");
+		goto out;
+	}
+
+	int64_t t0 = dw_wall_ms();
+	snprintf(key, sizeof key, "test:%s:%lld:%ld", name, (long long)t0, (long)getpid());
+	char host[256] = "this host", body[1024];
+	gethostname(host, sizeof host);
+	host[sizeof host - 1] = '\0';
+	snprintf(body, sizeof body,
+	         "This is a test notification from dmarcwatch on %s, sent with `dmarcwatch test-notify %s`.\n"
+	         "If you can read this, notifier %s works. The figures below are examples.\n",
+	         host, name, name);
+	struct dw_field fields[] = {{"domain", "example.com"},  {"messages", "1169"},    {"dmarc_pass", "812"},
+	                            {"dmarc_fail", "357"},      {"spf_fail", "357"},     {"dkim_fail", "56"}};
+	struct dw_table table = {6, test_columns, 3, test_cells};
+	struct dw_attachment att = {"dmarcwatch-test.csv", "text/csv", (const unsigned char *)test_csv,
+	                            sizeof test_csv - 1};
+	struct dw_notification builtin = {
+	    .struct_size = sizeof builtin,
+	    .kind = DW_KIND_TEST,
+	    .severity = DW_SEV_INFO,
+	    .attempt = 1,
+	    .time = (time_t)(t0 / 1000),
+	    .idempotency_key = key,
+	    .domain = "example.com",
+	    .title = "dmarcwatch test notification",
+	    .body = body,
+	    .summary = "*Test* from dmarcwatch: if you see this, the notifier works.\n- the fields, the table "
+	               "and the CSV are examples",
+	    .fields = fields,
+	    .nfields = sizeof fields / sizeof fields[0],
+	    .table = &table,
+	    .attachment = &att,
+	};
+	struct dw_notification *n = &builtin;
+	if (parsed != NULL) {
+		n = parsed;
+		if (n->idempotency_key == NULL || n->idempotency_key[0] == '\0')
+			n->idempotency_key = key;
+	}
+
+	int64_t id = 0;
+	int created = 0;
+	if (dw_store_open(dw_config_db_path(cfg), &db, err, sizeof err) != DW_OK ||
+	    dw_outbox_put(db, name, n, t0, &id, &created, err, sizeof err) != DW_OK) {
+		fprintf(stderr, "%s: test-notify: %s\n", progname, err);
+		goto out;
+	}
+	if (!created)
+		fprintf(stderr, "%s: test-notify: idempotency key '%s' was queued before (entry %lld): not queued again\n",
+		        progname, n->idempotency_key, (long long)id);
+	if (queue) {
+		printf("%s: queued (entry %lld); the running agent delivers it\n", name, (long long)id);
+		status = 0;
+		goto out;
+	}
+	struct dw_deliver_opts o = {.db_path = dw_config_db_path(cfg), .only_id = id, .only_notifier = name};
+	if (dw_deliver_start(ns, &o, &dl, err, sizeof err) != DW_OK) {
+		fprintf(stderr, "%s: test-notify: %s\n", progname, err);
+		goto out;
+	}
+	struct timespec tick = {0, 50 * 1000000L};
+	int64_t start = t0;
+	for (;;) {
+		int r = dw_outbox_get(db, id, &e, err, sizeof err);
+		if (r <= 0) {
+			fprintf(stderr, "%s: test-notify: %s\n", progname, r < 0 ? err : "the entry disappeared");
+			goto out;
+		}
+		if (e.state != DW_OUTBOX_PENDING)
+			break;
+		if (dw_wall_ms() - start >= (int64_t)wait * 1000)
+			break;
+		dw_outbox_entry_clear(&e);
+		nanosleep(&tick, NULL);
+	}
+	double took = (double)(dw_wall_ms() - start) / 1000.0;
+	if (e.state == DW_OUTBOX_PENDING) {
+		/* Let a call in progress finish (or be abandoned), then report
+		 * what the outbox says. */
+		abandoned = dw_deliver_stop(dl, 2000) != 0;
+		dl = NULL;
+		dw_outbox_entry_clear(&e);
+		if (dw_outbox_get(db, id, &e, err, sizeof err) <= 0) {
+			fprintf(stderr, "%s: test-notify: %s\n", progname, err);
+			goto out;
+		}
+	}
+	if (e.state == DW_OUTBOX_DELIVERED) {
+		printf("%s: delivered (entry %lld, attempt %u, %.2f s)\n", name, (long long)id, e.attempts, took);
+		status = 0;
+	} else if (e.state == DW_OUTBOX_DEAD) {
+		fprintf(stderr, "%s: test-notify: %s: not delivered: %s (dead letter, entry %lld)\n", progname, name,
+		        e.last_error != NULL ? e.last_error : "no reason recorded", (long long)id);
+		status = 1;
+	} else {
+		fprintf(stderr,
+		        "%s: test-notify: %s: not delivered within %lu s: %s; entry %lld stays in the outbox and the "
+		        "agent retries it\n",
+		        progname, name, wait, e.last_error != NULL ? e.last_error : "no attempt finished yet",
+		        (long long)id);
+		status = 75;
+	}
+out:
+	dw_outbox_entry_clear(&e);
+	dw_store_close(db);
+	if (dl != NULL)
+		abandoned = dw_deliver_stop(dl, 2000) != 0;
+	if (!abandoned) /* else a plugin call is still running in ns: leave it to exit */
+		dw_notifiers_free(ns);
+	dw_notification_free(parsed);
+	dw_config_free(cfg);
+	return status;
+}
+
+struct outbox_list {
+	int json;
+	size_t n;
+};
+
+static int
+print_entry(const struct dw_outbox_entry *e, void *arg)
+{
+	struct outbox_list *l = arg;
+	char created[32], done[32];
+	dw_rfc3339((time_t)(e->created_at / 1000), created, sizeof created);
+	dw_rfc3339((time_t)(e->done_at / 1000), done, sizeof done);
+	l->n++;
+	if (l->json) {
+		json_t *o = json_pack("{sI ss ss ss si ss}", "id", (json_int_t)e->id, "notifier", e->notifier,
+		                      "idempotency_key", e->idem_key, "state", dw_outbox_state_name(e->state), "attempts",
+		                      (int)e->attempts, "created", created);
+		if (o == NULL)
+			return 1;
+		if (e->state != DW_OUTBOX_PENDING)
+			json_object_set_new(o, "done", json_string(done));
+		else
+			json_object_set_new(o, "next_attempt_ms", json_integer(e->next_at));
+		if (e->last_error != NULL)
+			json_object_set_new(o, "last_error", json_string(e->last_error));
+		char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		json_decref(o);
+		if (s == NULL)
+			return 1;
+		printf("%s\n", s);
+		free(s);
+	} else {
+		printf("%-6lld %-9s %-16s attempts=%u created=%s%s%s key=%s%s%s\n", (long long)e->id,
+		       dw_outbox_state_name(e->state), e->notifier, e->attempts, created,
+		       e->state != DW_OUTBOX_PENDING ? " done=" : "", e->state != DW_OUTBOX_PENDING ? done : "", e->idem_key,
+		       e->last_error != NULL ? " error=" : "", e->last_error != NULL ? e->last_error : "");
+	}
+	return 0;
+}
+
+static int
+cmd_outbox(int argc, char **argv)
+{
+	static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+	                                     {"state", required_argument, NULL, 's'},
+	                                     {"format", required_argument, NULL, 'f'},
+	                                     {"help", no_argument, NULL, 'h'},
+	                                     {NULL, 0, NULL, 0}};
+	const char *path = getenv("DMARCWATCH_CONFIG");
+	if (path == NULL || *path == '\0')
+		path = DEFAULT_CONFIG;
+	int state = 0, c;
+	struct outbox_list l = {0, 0};
+	while ((c = getopt_long(argc, argv, "c:s:f:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c': path = optarg; break;
+		case 's':
+			for (state = 1; state <= 3 && strcmp(optarg, dw_outbox_state_name(state)) != 0; state++)
+				;
+			if (state > 3) {
+				fprintf(stderr, "%s: --state: expected pending, delivered or dead, got '%s'\n", progname, optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case 'f':
+			if (strcmp(optarg, "json") != 0 && strcmp(optarg, "text") != 0) {
+				fprintf(stderr, "%s: --format: expected text or json, got '%s'\n", progname, optarg);
+				return EXIT_USAGE;
+			}
+			l.json = strcmp(optarg, "json") == 0;
+			break;
+		case 'h': usage_outbox(stdout); return 0;
+		default: usage_outbox(stderr); return EXIT_USAGE;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "%s: unexpected argument '%s'\n", progname, argv[optind]);
+		usage_outbox(stderr);
+		return EXIT_USAGE;
+	}
+	struct dw_config *cfg = load_config(path, 1);
+	if (cfg == NULL)
+		return 1;
+	char err[1024];
+	struct dw_store *db = NULL;
+	int status = 0;
+	if (dw_store_open(dw_config_db_path(cfg), &db, err, sizeof err) != DW_OK ||
+	    dw_outbox_foreach(db, state, print_entry, &l, err, sizeof err) != DW_OK) {
+		fprintf(stderr, "%s: outbox: %s\n", progname, err);
+		status = 1;
+	}
+	dw_store_close(db);
+	dw_config_free(cfg);
+	return status;
 }
 
 /* Signal state: written by the handlers, read by the agent loop. This is
@@ -612,6 +993,35 @@ apply_settings(const struct dw_config *cfg, int verbose)
 	return 0;
 }
 
+#define ONCE_DRAIN_MS 30000
+#define STOP_GRACE_MS 5000
+
+/* Deliveries run beside the agent loop (deliver.h). A failure to start
+ * them is logged, not fatal: the outbox keeps everything for later. */
+static struct dw_deliver *
+start_delivery(const struct dw_config *cfg, struct dw_notifiers *ns)
+{
+	if (dw_notifiers_count(ns) == 0)
+		return NULL;
+	char err[1024];
+	struct dw_deliver *dl = NULL;
+	struct dw_deliver_opts o = {.db_path = dw_config_db_path(cfg), .keep = cfg->outbox_keep};
+	if (dw_deliver_start(ns, &o, &dl, err, sizeof err) != DW_OK) {
+		log_error("notifications: %s; they stay queued in the outbox", err);
+		return NULL;
+	}
+	return dl;
+}
+
+static void
+stop_delivery(struct dw_deliver *dl, struct dw_notifiers *ns)
+{
+	/* A plugin call still running after the grace keeps ns alive. */
+	if (dl != NULL && dw_deliver_stop(dl, STOP_GRACE_MS) != 0)
+		return;
+	dw_notifiers_free(ns);
+}
+
 static int
 cmd_run(int argc, char **argv)
 {
@@ -636,15 +1046,25 @@ cmd_run(int argc, char **argv)
 
 	char err[1024];
 	struct dw_agent *agent;
-	if (dw_agent_new(cfg, &sigstate, &agent, err, sizeof err) != DW_OK) {
-		log_error("%s", err);
+	struct dw_notifiers *ns = load_notifiers(cfg);
+	if (ns == NULL) {
 		dw_config_free(cfg);
 		return 1;
 	}
+	if (dw_agent_new(cfg, &sigstate, &agent, err, sizeof err) != DW_OK) {
+		log_error("%s", err);
+		dw_notifiers_free(ns);
+		dw_config_free(cfg);
+		return 1;
+	}
+	struct dw_deliver *dl = start_delivery(cfg, ns);
 	int status = 0;
 	if (once) {
 		log_info("one pass over %zu account(s)", cfg->naccounts);
 		status = dw_agent_once(agent) == DW_OK ? 0 : 1;
+		/* Deliver what is due before leaving (bounded). */
+		if (dl != NULL && !dw_deliver_drain(dl, ONCE_DRAIN_MS))
+			log_warn("notifications still pending after %d s; the next run delivers them", ONCE_DRAIN_MS / 1000);
 	} else {
 		log_info("started: %zu account(s), configuration %s", cfg->naccounts, path);
 		for (;;) {
@@ -662,26 +1082,42 @@ cmd_run(int argc, char **argv)
 				struct dw_agent *na;
 				dw_agent_free(agent);
 				agent = NULL;
-				if (apply_settings(ncfg, verbose) != 0 || dw_agent_new(ncfg, &sigstate, &na, err, sizeof err) != DW_OK) {
-					log_error("reload failed: %s; keeping the old configuration", err);
+				/* Notifiers are re-made too: stop deliveries (the outbox
+				 * keeps everything), shut the old instances down, init the
+				 * new ones. */
+				stop_delivery(dl, ns);
+				dl = NULL;
+				ns = NULL;
+				struct dw_notifiers *nns = NULL;
+				err[0] = '\0';
+				if (apply_settings(ncfg, verbose) != 0 || (nns = load_notifiers(ncfg)) == NULL ||
+				    dw_agent_new(ncfg, &sigstate, &na, err, sizeof err) != DW_OK) {
+					log_error("reload failed%s%s; keeping the old configuration", err[0] ? ": " : "", err);
+					dw_notifiers_free(nns);
 					dw_config_free(ncfg);
 					(void)apply_settings(cfg, verbose);
-					if (dw_agent_new(cfg, &sigstate, &agent, err, sizeof err) != DW_OK) {
-						log_error("%s", err);
+					if ((ns = load_notifiers(cfg)) == NULL ||
+					    dw_agent_new(cfg, &sigstate, &agent, err, sizeof err) != DW_OK) {
+						log_error("%s", ns == NULL ? "the old notifiers no longer load" : err);
 						status = 1;
 						break;
 					}
+					dl = start_delivery(cfg, ns);
 					continue;
 				}
 				dw_config_free(cfg);
 				cfg = ncfg;
 				agent = na;
-				log_info("configuration reloaded: %zu account(s)", cfg->naccounts);
+				ns = nns;
+				dl = start_delivery(cfg, ns);
+				log_info("configuration reloaded: %zu account(s), %zu notifier(s)", cfg->naccounts,
+				         dw_notifiers_count(ns));
 			}
 		}
 		log_info("stopping on a signal");
 	}
 	dw_agent_free(agent);
+	stop_delivery(dl, ns);
 	dw_config_free(cfg);
 	return status;
 }
@@ -715,6 +1151,10 @@ main(int argc, char **argv)
 		return cmd_run(argc, argv);
 	if (strcmp(cmd, "check-config") == 0 || strcmp(cmd, "-n") == 0)
 		return cmd_check_config(argc, argv);
+	if (strcmp(cmd, "test-notify") == 0)
+		return cmd_test_notify(argc, argv);
+	if (strcmp(cmd, "outbox") == 0)
+		return cmd_outbox(argc, argv);
 	fprintf(stderr, "%s: unknown command '%s'\n", progname, cmd);
 	usage_main(stderr);
 	return EXIT_USAGE;

@@ -76,14 +76,6 @@ mono_now(void)
 	return ts.tv_sec;
 }
 
-static int64_t
-mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void
 wipe_free(char *p, size_t len)
 {
@@ -605,7 +597,7 @@ pump(struct cmdrun *cr, int *outfdp, int *errfdp, int64_t deadline)
 	int outfd = *outfdp, errfd = *errfdp;
 
 	while (outfd >= 0 || errfd >= 0) {
-		int64_t left = deadline - mono_ms();
+		int64_t left = deadline - dw_mono_ms();
 		if (left <= 0) {
 			cr->timedout = 1;
 			break;
@@ -672,7 +664,7 @@ reap_by(pid_t pid, int *status, int64_t deadline)
 			return 0;
 		if (w < 0 && errno != EINTR)
 			return -1;
-		if (mono_ms() >= deadline)
+		if (dw_mono_ms() >= deadline)
 			return 1;
 		struct timespec ts = {0, 10 * 1000 * 1000};
 		nanosleep(&ts, NULL);
@@ -738,7 +730,7 @@ run_command(struct dw_oauth2 *o, char *err, size_t errlen)
 	close(outp[1]);
 	close(errp[1]);
 
-	int64_t deadline = mono_ms() + (int64_t)o->timeout * 1000;
+	int64_t deadline = dw_mono_ms() + (int64_t)o->timeout * 1000;
 	cr.out = xmalloc(REPLY_MAX);
 	pump(&cr, &outp[0], &errp[0], deadline);
 	if (outp[0] >= 0)

@@ -122,6 +122,31 @@ static const struct migration migrations[] = {
 	 " PRIMARY KEY (account, uidvalidity, uid)"
 	 ");"
 	 "CREATE INDEX messages_pending ON messages(account, uidvalidity) WHERE moved = 0 AND folder IS NOT NULL;"},
+	/* The notification outbox (outbox.c): every notification is written
+	 * here before delivery; a process delivering an entry holds a lease on
+	 * it (lease_until, lease_pid) so two processes never send it at once.
+	 * Its times are milliseconds since the epoch (Retry-After: 2 must mean
+	 * two seconds, not "the next whole second"). */
+	{3,
+	 "CREATE TABLE outbox ("
+	 " id INTEGER PRIMARY KEY,"
+	 " notifier TEXT NOT NULL,"
+	 " idem_key TEXT NOT NULL,"
+	 " kind TEXT NOT NULL,"
+	 " title TEXT NOT NULL,"
+	 " payload TEXT NOT NULL,"      /* the notification's JSON (notification_json.h) */
+	 " state TEXT NOT NULL DEFAULT 'pending'," /* pending, delivered, dead */
+	 " attempts INTEGER NOT NULL DEFAULT 0,"
+	 " created_at INTEGER NOT NULL,"
+	 " next_at INTEGER NOT NULL,"
+	 " lease_until INTEGER NOT NULL DEFAULT 0,"
+	 " lease_pid INTEGER NOT NULL DEFAULT 0,"
+	 " last_error TEXT,"
+	 " done_at INTEGER,"
+	 " UNIQUE (notifier, idem_key)"
+	 ");"
+	 "CREATE INDEX outbox_due ON outbox(notifier, next_at) WHERE state = 'pending';"
+	 "CREATE INDEX outbox_done ON outbox(done_at) WHERE state <> 'pending';"},
 };
 
 #define SCHEMA_VERSION (migrations[sizeof migrations / sizeof migrations[0] - 1].version)
@@ -652,6 +677,18 @@ fail:
 #define PRAGMAS                                                                                 \
 	"PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -2048;"         \
 	"PRAGMA temp_store = MEMORY; PRAGMA journal_size_limit = 67108864"
+
+sqlite3 *
+dw_store_sqlite(struct dw_store *s)
+{
+	return s->db;
+}
+
+const char *
+dw_store_path(const struct dw_store *s)
+{
+	return s->path;
+}
 
 int
 dw_store_open(const char *path, struct dw_store **out, char *err, size_t errlen)

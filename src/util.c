@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static DW_NORETURN void
 oom(size_t n)
@@ -251,4 +252,20 @@ dw_limits_set(struct dw_limits *l, const char *kv, char *err, size_t errlen)
 	              "unknown limit '%.*s' (known: mail_max, decompressed_max, ratio_max, ratio_grace, "
 	              "records_max, zip_members_max, rfc822_depth_max, xml_depth_max)",
 	              (int)nlen, kv);
+}
+
+int64_t
+dw_mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t
+dw_wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }

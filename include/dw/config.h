@@ -81,8 +81,32 @@ struct dw_account_cfg {
 	enum dw_trust_require trust_require;
 };
 
+/* One plugin key: YAML lists arrive as the same key repeated, in order.
+ * Values of keys ending in "_file" are resolved against the configuration
+ * file's directory. */
+struct dw_notifier_kv {
+	char *key, *value;
+	unsigned line, col;
+};
+
+/* One entry of notifiers:. Host keys are taken out; the rest go to the
+ * plugin's init(). */
+struct dw_notifier_cfg {
+	char *name;                  /* unique: [A-Za-z0-9_.-]+ */
+	char *plugin;                /* a name in plugin_dir, or an absolute path */
+	unsigned line, col;          /* where the entry starts */
+	unsigned plugin_line, plugin_col;
+	unsigned timeout;            /* seconds per notify() call, default 30 */
+	unsigned max_age;            /* seconds before dead-lettering, default 24 h */
+	unsigned retry_min;          /* first retry delay, default 30 s */
+	unsigned retry_max;          /* retry delay cap, default 1 h */
+	struct dw_notifier_kv *kv;
+	size_t nkv;
+};
+
 struct dw_config {
 	char *file;                  /* the path it was read from */
+	char *basedir;               /* its directory (relative paths); NULL for strings */
 	char *state_dir;             /* the database lives here (dmarcwatch.db) */
 	char *timezone;              /* IANA name, default UTC */
 	int log_level;               /* 0 error .. 3 debug; default 2 (info) */
@@ -90,6 +114,10 @@ struct dw_config {
 	struct dw_limits limits;
 	struct dw_account_cfg *accounts;
 	size_t naccounts;
+	char *plugin_dir;            /* default DW_PLUGINDIR */
+	unsigned outbox_keep;        /* seconds delivered/dead entries are kept, default 7 d */
+	struct dw_notifier_cfg *notifiers;
+	size_t nnotifiers;
 	struct dw_cfg_node *root;    /* the whole tree, for later sections */
 	char *db_path;               /* state_dir + "/dmarcwatch.db", set by the loader: owned */
 };
@@ -114,6 +142,16 @@ int dw_config_load(const char *path, struct dw_config **out, struct dw_cfg_msgs 
 int dw_config_load_string(const char *name, const char *text, size_t len, struct dw_config **out,
                           struct dw_cfg_msgs *msgs);
 void dw_config_free(struct dw_config *c); /* NULL-safe; wipes secrets before freeing */
+
+/*
+ * Resolve a plugin's secret for notifiers[idx] the way account secrets are
+ * resolved: "KEY: env:NAME", "KEY_file: PATH" (first line; refused when not
+ * a regular file, warned when group/world-readable) or an inline value
+ * (warned). Returns 1 (*out malloc'd), 0 (neither key) or -1; errors and
+ * warnings go to msgs as FILE:LINE:COL: notifiers[idx].KEY: text.
+ */
+int dw_config_notifier_secret(const struct dw_config *c, size_t idx, const char *key, char **out,
+                              struct dw_cfg_msgs *msgs);
 
 /* The raw node of a top-level section ("notifiers", "rules"), or NULL. */
 const struct dw_cfg_node *dw_config_section(const struct dw_config *c, const char *key);

@@ -12,7 +12,11 @@
 
 #include "dw/util.h"
 
-enum { DW_LOG_ERROR = 0, DW_LOG_WARNING = 1, DW_LOG_INFO = 2, DW_LOG_DEBUG = 3 };
+/* The same values and guard as the plugin header's host->log() levels. */
+#ifndef DW_LOG_LEVELS_DEFINED
+#define DW_LOG_LEVELS_DEFINED
+enum dw_log_level { DW_LOG_ERROR = 0, DW_LOG_WARNING = 1, DW_LOG_INFO = 2, DW_LOG_DEBUG = 3 };
+#endif
 
 /* to_syslog: openlog(ident, LOG_PID, LOG_MAIL). */
 void dw_log_init(int level, int to_syslog, const char *ident);

@@ -45,6 +45,11 @@ enum dw_store_outcome {
 /* Open (creating and migrating as needed). Fails with DW_E_STORE. */
 int dw_store_open(const char *path, struct dw_store **out, char *err, size_t errlen);
 void dw_store_close(struct dw_store *s); /* NULL-safe */
+/* The connection, for sibling modules that own their tables (outbox.c);
+ * they must not use it while a batch or item transaction is open. */
+struct sqlite3;
+struct sqlite3 *dw_store_sqlite(struct dw_store *s);
+const char *dw_store_path(const struct dw_store *s);
 
 /* The item transaction. Inside a batch (below) an item is a savepoint
  * instead, so begin/commit/rollback keep their meaning per item. */

@@ -75,6 +75,11 @@ void dw_quirks_clear(struct dw_quirks *q); /* frees the strings, keeps q usable 
  */
 int dw_parse_size(const char *s, uint64_t *v);
 
+/* Milliseconds: on the monotonic clock (timeouts, deadlines) and since
+ * the epoch (what is stored). */
+int64_t dw_mono_ms(void);
+int64_t dw_wall_ms(void);
+
 /* Human-readable size for messages: "512 MiB". Writes into buf. */
 const char *dw_fmt_size(uint64_t bytes, char *buf, size_t buflen);
 

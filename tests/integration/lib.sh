@@ -5,6 +5,8 @@ set -u
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 DMARCWATCH=${DMARCWATCH:-$ROOT/dmarcwatch}
 DATA=$ROOT/tests/data
+DW_PLUGIN_BUILD=${DW_PLUGIN_BUILD:-$ROOT/build/plugins}
+DW_TEST_PLUGINS=${DW_TEST_PLUGINS:-$ROOT/build/tests/plugins}
 T=$(mktemp -d "${TMPDIR:-/tmp}/dw-test.XXXXXX")
 trap 'rm -rf "$T"; jobs -p | xargs -r kill 2>/dev/null' EXIT
 cd "$ROOT"

@@ -441,7 +441,8 @@ test_mistakes(void)
 	is_int(m.nerrors, 18, "mistakes: all 18 reported");
 	is_int(m.nwarnings, 0, "mistakes: no warnings");
 	static const char *const want[] = {
-	    "tests/data/config/mistakes.yaml:27:1: notifiers: not supported yet by this version of dmarcwatch",
+	    "tests/data/config/mistakes.yaml:28:5: notifiers[0]: expected a notifier (name:, plugin: and its "
+	    "settings), got a single value",
 	    "tests/data/config/mistakes.yaml:2:12: state_dir: expected a single value, got a list",
 	    "tests/data/config/mistakes.yaml:4:10: log.level: expected error, warning, info or debug, got "
 	    "\"verbose\"",

@@ -1,0 +1,488 @@
+/*
+ * deliver.c - the dispatcher and worker threads behind the outbox.
+ * The design and its reasons are in dw/deliver.h.
+ *
+ * Locking: one mutex (d->mu) guards every worker's slot and the flags;
+ * SQL and plugin calls run without it. Only the dispatcher thread uses
+ * the database connection.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dw/deliver.h"
+#include "dw/log.h"
+#include "dw/notification_json.h"
+#include "dw/outbox.h"
+#include "dw/store.h"
+#include "dw/util.h"
+
+#define OVERRUN_GRACE_MS 5000
+#define LEASE_EXTRA_MS 60000          /* a lease outlives the call's timeout by this */
+#define STUCK_LEASE_MS (3600 * 1000)  /* held while an overrunning call is still out */
+#define IDLE_WAKE_MS 60000            /* look at the outbox at least this often */
+#define PRUNE_EVERY_MS (3600 * 1000)
+
+enum wstate { W_IDLE, W_BUSY, W_DONE };
+
+struct worker {
+	struct dw_deliver *d;
+	struct dw_notifier_inst *ni;
+	const struct dw_notifier_cfg *tc;
+	pthread_t th;
+	int started;
+	pthread_cond_t cv;                /* the worker waits here for a job */
+	enum wstate state;
+	int overdue;                      /* the call overran; its entry was rescheduled */
+	/* The job (valid while BUSY/DONE): */
+	int64_t id;
+	int64_t created_at;
+	unsigned attempt;
+	struct dw_notification *n;        /* parsed from the payload; owned */
+	int64_t deadline;                 /* monotonic ms */
+	int64_t started_at;               /* monotonic ms */
+	/* Its outcome (DONE): */
+	int result;
+	unsigned retry_after;
+	char err[1024];
+};
+
+struct dw_deliver {
+	struct dw_notifiers *ns;
+	struct dw_store *db;
+	struct dw_deliver_opts o;
+	char *only_notifier;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;                /* the dispatcher waits here */
+	pthread_t th;
+	int stop, kicked, running;
+	int quiet;                        /* the last pass found nothing due and nothing running */
+	struct worker *w;
+	size_t nw;
+	uint64_t rng;
+	int64_t last_prune;
+};
+
+static void
+abs_deadline(struct timespec *ts, int64_t mono)
+{
+	ts->tv_sec = (time_t)(mono / 1000);
+	ts->tv_nsec = (long)(mono % 1000) * 1000000L;
+}
+
+/* xorshift64*: jitter needs no quality, only no shared state. */
+static double
+jitter(struct dw_deliver *d)
+{
+	d->rng ^= d->rng >> 12;
+	d->rng ^= d->rng << 25;
+	d->rng ^= d->rng >> 27;
+	uint64_t r = d->rng * 2685821657736338717ULL;
+	return 0.8 + 0.4 * (double)(r >> 11) / (double)(1ULL << 53);
+}
+
+static int64_t
+backoff_ms(struct dw_deliver *d, const struct dw_notifier_cfg *tc, unsigned attempt, unsigned retry_after)
+{
+	if (retry_after > 0) /* the receiver said how long: at least that, a little more spreads a herd */
+		return (int64_t)retry_after * 1000 + (int64_t)((jitter(d) - 0.8) * 250.0 * retry_after);
+	double s = tc->retry_min;
+	for (unsigned i = 1; i < attempt && s < tc->retry_max; i++)
+		s *= 2;
+	if (s > tc->retry_max)
+		s = tc->retry_max;
+	return (int64_t)(s * 1000.0 * jitter(d));
+}
+
+/* ------------------------------------------------------------------ */
+/* Worker                                                              */
+
+static void *
+worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct dw_deliver *d = w->d;
+	pthread_mutex_lock(&d->mu);
+	for (;;) {
+		while (w->state != W_BUSY && !d->stop)
+			pthread_cond_wait(&w->cv, &d->mu);
+		if (w->state != W_BUSY) /* stopping and idle */
+			break;
+		const struct dw_notification *n = w->n;
+		pthread_mutex_unlock(&d->mu);
+
+		unsigned ra = 0;
+		char err[sizeof w->err];
+		int r = dw_notifier_call(w->ni, n, &ra, err, sizeof err);
+
+		pthread_mutex_lock(&d->mu);
+		w->result = r;
+		w->retry_after = ra;
+		memcpy(w->err, err, sizeof err);
+		w->state = W_DONE;
+		pthread_cond_signal(&d->cv);
+	}
+	pthread_mutex_unlock(&d->mu);
+	return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Dispatcher                                                          */
+
+static void
+record(struct dw_deliver *d, struct worker *w, int overdue)
+{
+	const char *name = dw_notifier_name(w->ni);
+	const struct dw_notifier_cfg *tc = w->tc;
+	char err[512];
+	int64_t now = dw_wall_ms();
+	double took = (double)(dw_mono_ms() - w->started_at) / 1000.0;
+	int rc = DW_OK;
+	if (w->result == DW_NOTIFY_OK) {
+		log_info("notifier %s: delivered entry %lld (%s \"%s\") on attempt %u in %.2f s%s", name, (long long)w->id,
+		         dw_notify_kind_name(w->n->kind), w->n->title, w->attempt, took,
+		         overdue ? ", after its timeout" : "");
+		rc = dw_outbox_delivered(d->db, w->id, now, err, sizeof err);
+	} else if (w->result == DW_NOTIFY_FAIL) {
+		log_error("notifier %s: entry %lld (%s \"%s\") failed on attempt %u and will not be retried: %s "
+		          "(dead letter; see `dmarcwatch outbox`)",
+		          name, (long long)w->id, dw_notify_kind_name(w->n->kind), w->n->title, w->attempt, w->err);
+		rc = dw_outbox_dead(d->db, w->id, now, w->err, err, sizeof err);
+	} else if (now - w->created_at >= (int64_t)tc->max_age * 1000) {
+		log_error("notifier %s: entry %lld (%s \"%s\") still failing after %u attempts over %u s (max_age); "
+		          "giving up: %s (dead letter; see `dmarcwatch outbox`)",
+		          name, (long long)w->id, dw_notify_kind_name(w->n->kind), w->n->title, w->attempt, tc->max_age,
+		          w->err);
+		rc = dw_outbox_dead(d->db, w->id, now, w->err, err, sizeof err);
+	} else if (overdue) {
+		/* Already rescheduled when it overran; just free the lease. */
+		log_warn("notifier %s: entry %lld: the overrunning call returned after %.1f s: %s", name, (long long)w->id,
+		         took, w->err);
+		struct dw_outbox_entry e;
+		if (dw_outbox_get(d->db, w->id, &e, err, sizeof err) == 1)
+			rc = dw_outbox_retry(d->db, w->id, e.next_at, w->err, err, sizeof err);
+		dw_outbox_entry_clear(&e);
+	} else {
+		int64_t delay = backoff_ms(d, tc, w->attempt, w->retry_after);
+		log_warn("notifier %s: entry %lld attempt %u failed, retry in %.1f s%s: %s", name, (long long)w->id,
+		         w->attempt, (double)delay / 1000.0, w->retry_after > 0 ? " (as the receiver asked)" : "",
+		         w->err);
+		rc = dw_outbox_retry(d->db, w->id, now + delay, w->err, err, sizeof err);
+	}
+	if (rc != DW_OK)
+		log_error("notifier %s: %s; the entry will be offered again", name, err);
+}
+
+/* The call overran timeout + grace: count the attempt as failed now. */
+static void
+overran(struct dw_deliver *d, struct worker *w)
+{
+	char err[512], why[160];
+	int64_t now = dw_wall_ms();
+	int64_t delay = backoff_ms(d, w->tc, w->attempt, 0);
+	snprintf(why, sizeof why, "timed out: the plugin did not return within %u s", w->tc->timeout);
+	log_warn("notifier %s: entry %lld attempt %u: %s; it will be retried once the call returns, other "
+	         "notifiers are not affected",
+	         dw_notifier_name(w->ni), (long long)w->id, w->attempt, why);
+	if (dw_outbox_note(d->db, w->id, now + delay, now + STUCK_LEASE_MS, why, err, sizeof err) != DW_OK)
+		log_error("notifier %s: %s", dw_notifier_name(w->ni), err);
+}
+
+/* Claim the next due entry for an idle worker. Returns 1 when it got one. */
+static int
+dispatch(struct dw_deliver *d, struct worker *w)
+{
+	char err[512];
+	struct dw_outbox_entry e;
+	const char *name = dw_notifier_name(w->ni);
+	for (;;) {
+		int64_t now = dw_wall_ms();
+		int64_t lease = (int64_t)w->tc->timeout * 1000 + LEASE_EXTRA_MS;
+		int r = dw_outbox_claim(d->db, name, d->o.only_id, now, lease, &e, err, sizeof err);
+		if (r < 0) {
+			log_error("notifier %s: %s", name, err);
+			return 0;
+		}
+		if (r == 0)
+			return 0;
+		struct dw_notification *n = NULL;
+		char perr[256];
+		if (dw_notification_from_json(e.payload, strlen(e.payload), &n, perr, sizeof perr) != 0) {
+			char why[320];
+			snprintf(why, sizeof why, "the stored notification cannot be read back: %s", perr);
+			log_error("notifier %s: entry %lld: %s (dead letter)", name, (long long)e.id, why);
+			dw_outbox_dead(d->db, e.id, now, why, err, sizeof err);
+			dw_outbox_entry_clear(&e);
+			continue;
+		}
+		if (now - e.created_at >= (int64_t)w->tc->max_age * 1000) {
+			char why[160];
+			snprintf(why, sizeof why, "expired: older than max_age (%u s) before it could be delivered",
+			         w->tc->max_age);
+			log_error("notifier %s: entry %lld (%s \"%s\"): %s (dead letter)", name, (long long)e.id,
+			          dw_notify_kind_name(n->kind), n->title, why);
+			dw_outbox_dead(d->db, e.id, now, e.last_error != NULL ? e.last_error : why, err, sizeof err);
+			dw_notification_free(n);
+			dw_outbox_entry_clear(&e);
+			continue;
+		}
+		n->attempt = e.attempts;
+		pthread_mutex_lock(&d->mu);
+		w->id = e.id;
+		w->created_at = e.created_at;
+		w->attempt = e.attempts;
+		w->n = n;
+		w->started_at = dw_mono_ms();
+		w->deadline = w->started_at + (int64_t)w->tc->timeout * 1000 + OVERRUN_GRACE_MS;
+		w->overdue = 0;
+		w->state = W_BUSY;
+		pthread_cond_signal(&w->cv);
+		pthread_mutex_unlock(&d->mu);
+		log_debug("notifier %s: entry %lld attempt %u started", name, (long long)e.id, e.attempts);
+		dw_outbox_entry_clear(&e);
+		return 1;
+	}
+}
+
+static void *
+dispatcher_main(void *arg)
+{
+	struct dw_deliver *d = arg;
+	char err[512];
+	pthread_mutex_lock(&d->mu);
+	while (!d->stop) {
+		d->kicked = 0;
+		int64_t wake = dw_mono_ms() + IDLE_WAKE_MS;
+		int active = 0;
+		for (size_t i = 0; i < d->nw && !d->stop; i++) {
+			struct worker *w = &d->w[i];
+			if (w->state == W_DONE) {
+				int overdue = w->overdue;
+				pthread_mutex_unlock(&d->mu);
+				record(d, w, overdue);
+				pthread_mutex_lock(&d->mu);
+				dw_notification_free(w->n);
+				w->n = NULL;
+				w->state = W_IDLE;
+			}
+			if (w->state == W_BUSY) {
+				if (!w->overdue && dw_mono_ms() >= w->deadline) {
+					w->overdue = 1;
+					pthread_mutex_unlock(&d->mu);
+					overran(d, w);
+					pthread_mutex_lock(&d->mu);
+				}
+				if (!w->overdue && w->deadline < wake)
+					wake = w->deadline;
+				active = 1;
+				continue;
+			}
+			/* Idle: start the next due entry, or learn when one is due. */
+			pthread_mutex_unlock(&d->mu);
+			int got = dispatch(d, w);
+			int64_t due = INT64_MAX;
+			if (!got && dw_outbox_next_due(d->db, dw_notifier_name(w->ni), d->o.only_id, &due, err, sizeof err) !=
+			                DW_OK)
+				log_error("%s", err);
+			pthread_mutex_lock(&d->mu);
+			if (got && w->state == W_BUSY && w->deadline < wake)
+				wake = w->deadline;
+			active |= got;
+			if (!got && due != INT64_MAX) {
+				int64_t at = dw_mono_ms() + (due - dw_wall_ms());
+				if (at < wake)
+					wake = at;
+			}
+		}
+		if (d->o.keep > 0 && dw_mono_ms() - d->last_prune >= PRUNE_EVERY_MS) {
+			d->last_prune = dw_mono_ms();
+			pthread_mutex_unlock(&d->mu);
+			int64_t gone = 0;
+			if (dw_outbox_prune(d->db, dw_wall_ms() - (int64_t)d->o.keep * 1000, &gone, err, sizeof err) != DW_OK)
+				log_error("%s", err);
+			else if (gone > 0)
+				log_info("outbox: pruned %lld finished entries older than %u s", (long long)gone, d->o.keep);
+			pthread_mutex_lock(&d->mu);
+		}
+		int pending_done = 0;
+		for (size_t i = 0; i < d->nw; i++)
+			pending_done |= d->w[i].state == W_DONE;
+		d->quiet = !active && !pending_done && !d->kicked;
+		if (d->stop || d->kicked || pending_done)
+			continue;
+		struct timespec ts;
+		abs_deadline(&ts, wake > dw_mono_ms() ? wake : dw_mono_ms() + 1);
+		pthread_cond_timedwait(&d->cv, &d->mu, &ts);
+	}
+	pthread_mutex_unlock(&d->mu);
+	return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Interface                                                           */
+
+int
+dw_deliver_start(struct dw_notifiers *ns, const struct dw_deliver_opts *o, struct dw_deliver **out, char *err,
+                 size_t errlen)
+{
+	*out = NULL;
+	struct dw_deliver *d = xcalloc(1, sizeof *d);
+	d->ns = ns;
+	d->o = *o;
+	d->only_notifier = xstrdup(o->only_notifier);
+	d->o.only_notifier = d->only_notifier;
+	d->rng = (uint64_t)dw_wall_ms() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)d;
+	if (d->rng == 0)
+		d->rng = 1;
+	d->last_prune = dw_mono_ms() - PRUNE_EVERY_MS; /* prune once at start */
+	int rc = dw_store_open(o->db_path, &d->db, err, errlen);
+	if (rc != DW_OK) {
+		free(d->only_notifier);
+		free(d);
+		return rc;
+	}
+	if ((rc = dw_outbox_release_dead(d->db, dw_wall_ms(), err, errlen)) != DW_OK) {
+		dw_store_close(d->db);
+		free(d->only_notifier);
+		free(d);
+		return rc;
+	}
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_mutex_init(&d->mu, NULL);
+	pthread_cond_init(&d->cv, &ca);
+	size_t n = dw_notifiers_count(ns);
+	d->w = xcalloc(n + 1, sizeof *d->w);
+	for (size_t i = 0; i < n; i++) {
+		struct dw_notifier_inst *ni = dw_notifiers_at(ns, i);
+		if (d->only_notifier != NULL && strcmp(dw_notifier_name(ni), d->only_notifier) != 0)
+			continue;
+		struct worker *w = &d->w[d->nw++];
+		w->d = d;
+		w->ni = ni;
+		w->tc = dw_notifier_config(ni);
+		pthread_cond_init(&w->cv, &ca);
+	}
+	pthread_condattr_destroy(&ca);
+	/* Threads start only now, after every plugin's init() (see the ABI). */
+	for (size_t i = 0; i < d->nw; i++) {
+		if (pthread_create(&d->w[i].th, NULL, worker_main, &d->w[i]) != 0) {
+			rc = dw_err(err, errlen, DW_E_SYS, "cannot start a delivery thread: %s", strerror(errno));
+			goto fail;
+		}
+		d->w[i].started = 1;
+	}
+	if (pthread_create(&d->th, NULL, dispatcher_main, d) != 0) {
+		rc = dw_err(err, errlen, DW_E_SYS, "cannot start the delivery thread: %s", strerror(errno));
+		goto fail;
+	}
+	d->running = 1;
+	*out = d;
+	return DW_OK;
+fail:
+	dw_deliver_stop(d, 0);
+	return rc;
+}
+
+void
+dw_deliver_kick(struct dw_deliver *d)
+{
+	if (d == NULL)
+		return;
+	pthread_mutex_lock(&d->mu);
+	d->kicked = 1;
+	pthread_cond_signal(&d->cv);
+	pthread_mutex_unlock(&d->mu);
+}
+
+int
+dw_deliver_drain(struct dw_deliver *d, unsigned timeout_ms)
+{
+	if (d == NULL)
+		return 1;
+	int64_t until = dw_mono_ms() + timeout_ms;
+	struct timespec tick = {0, 20 * 1000000L};
+	dw_deliver_kick(d);
+	nanosleep(&tick, NULL);
+	for (;;) {
+		pthread_mutex_lock(&d->mu);
+		int quiet = d->quiet && !d->kicked;
+		pthread_mutex_unlock(&d->mu);
+		if (quiet)
+			return 1;
+		if (dw_mono_ms() >= until)
+			return 0;
+		nanosleep(&tick, NULL);
+	}
+}
+
+int
+dw_deliver_stop(struct dw_deliver *d, unsigned grace_ms)
+{
+	if (d == NULL)
+		return 0;
+	pthread_mutex_lock(&d->mu);
+	d->stop = 1;
+	pthread_cond_signal(&d->cv);
+	for (size_t i = 0; i < d->nw; i++)
+		pthread_cond_signal(&d->w[i].cv);
+	pthread_mutex_unlock(&d->mu);
+	if (d->running)
+		pthread_join(d->th, NULL);
+
+	/* Wait for calls in progress, up to grace_ms. */
+	int64_t until = dw_mono_ms() + grace_ms;
+	int stuck = 0;
+	pthread_mutex_lock(&d->mu);
+	for (;;) {
+		stuck = 0;
+		for (size_t i = 0; i < d->nw; i++)
+			stuck |= d->w[i].state == W_BUSY;
+		if (!stuck || dw_mono_ms() >= until)
+			break;
+		struct timespec ts;
+		abs_deadline(&ts, until);
+		pthread_cond_timedwait(&d->cv, &d->mu, &ts);
+	}
+	pthread_mutex_unlock(&d->mu);
+	/* Outcomes that came in: record them (the dispatcher has stopped). */
+	for (size_t i = 0; i < d->nw; i++) {
+		struct worker *w = &d->w[i];
+		if (w->state == W_DONE) {
+			record(d, w, w->overdue);
+			dw_notification_free(w->n);
+			w->n = NULL;
+			w->state = W_IDLE;
+		}
+	}
+	if (stuck) {
+		for (size_t i = 0; i < d->nw; i++) {
+			if (d->w[i].state == W_BUSY)
+				log_warn("notifier %s: entry %lld: the plugin call is still running at shutdown; it is "
+				         "abandoned and the entry will be retried",
+				         dw_notifier_name(d->w[i].ni), (long long)d->w[i].id);
+			else if (d->w[i].started)
+				pthread_join(d->w[i].th, NULL);
+		}
+		/* d stays allocated for the running thread; so must ns. */
+		return 1;
+	}
+	for (size_t i = 0; i < d->nw; i++) {
+		if (d->w[i].started)
+			pthread_join(d->w[i].th, NULL);
+		pthread_cond_destroy(&d->w[i].cv);
+	}
+	dw_store_close(d->db);
+	pthread_cond_destroy(&d->cv);
+	pthread_mutex_destroy(&d->mu);
+	free(d->w);
+	free(d->only_notifier);
+	free(d);
+	return 0;
+}
