@@ -70,7 +70,12 @@ PLUGIN_PKGS_syslog  =
 PLUGIN_PKGS_webhook = libcurl jansson gnutls
 PLUGIN_PKGS_exec    = jansson
 PLUGIN_CFLAGS = -fPIC -fvisibility=hidden -Iplugins/common
-PLUGIN_LDFLAGS = -shared -Wl,-z,defs
+PLUGIN_LDFLAGS = -shared
+ifneq ($(SANITIZE),1)
+# Every symbol a plugin uses must come from its own libraries. (Sanitized
+# plugins take the sanitizer runtime from the program, so not there.)
+PLUGIN_LDFLAGS += -Wl,-z,defs
+endif
 PUSRCS   = $(wildcard plugins/common/*.c) src/notification_json.c
 PUOBJS   = $(PUSRCS:%.c=$(OBJDIR)/pic/%.o)
 PULIB    = $(OBJDIR)/pic/libdwplugin.a

@@ -184,7 +184,7 @@ finish(struct dw_store *s, int64_t id, const char *state, int64_t now, const cha
        size_t errlen)
 {
 	sqlite3_stmt *st = prep(s,
-	                        "UPDATE outbox SET state = ?2, done_at = ?3, last_error = ?4, lease_until = 0,"
+	                        "UPDATE outbox SET state = ?2, done_at = ?3, last_error = COALESCE(?4, last_error), lease_until = 0,"
 	                        " lease_pid = 0 WHERE id = ?1",
 	                        err, errlen);
 	if (st == NULL)

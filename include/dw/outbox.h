@@ -59,7 +59,8 @@ int dw_outbox_put(struct dw_store *s, const char *notifier, const struct dw_noti
 int dw_outbox_claim(struct dw_store *s, const char *notifier, int64_t only_id, int64_t now, int64_t lease,
                     struct dw_outbox_entry *e, char *err, size_t errlen);
 
-/* Outcomes of a claimed entry; each releases the lease. */
+/* Outcomes of a claimed entry; each releases the lease. A delivered entry
+ * keeps the error of its last failed attempt, for the audit trail. */
 int dw_outbox_delivered(struct dw_store *s, int64_t id, int64_t now, char *err, size_t errlen);
 int dw_outbox_retry(struct dw_store *s, int64_t id, int64_t next_at, const char *error, char *err, size_t errlen);
 int dw_outbox_dead(struct dw_store *s, int64_t id, int64_t now, const char *error, char *err, size_t errlen);
