@@ -429,13 +429,12 @@ dw_agent_new(const struct dw_config *cfg, struct dw_agent_signals *sig, struct d
 	struct dw_agent *a = xcalloc(1, sizeof *a);
 	a->cfg = cfg;
 	a->sig = sig;
-	if (mkdir(cfg->state_dir, 0750) != 0 && errno != EEXIST) {
-		int e = errno;
+	int rc = dw_config_make_state_dir(cfg, err, errlen);
+	if (rc != DW_OK) {
 		free(a);
-		return dw_err(err, errlen, DW_E_CONFIG, "state_dir %s: cannot create it: %s", cfg->state_dir,
-		              strerror(e));
+		return rc;
 	}
-	int rc = dw_store_open(dw_config_db_path(cfg), &a->store, err, errlen);
+	rc = dw_store_open(dw_config_db_path(cfg), &a->store, err, errlen);
 	if (rc != DW_OK) {
 		free(a);
 		return rc;

@@ -1700,7 +1700,7 @@ load_notifier(struct ctx *x, const struct dw_cfg_node *m, struct dw_config *c, s
 		}
 	}
 	get_duration(x, m, "timeout", 1, 3600, &nc->timeout);
-	get_duration(x, m, "max_age", 60, 30u * 86400, &nc->max_age);
+	get_duration(x, m, "max_age", 1, 30u * 86400, &nc->max_age);
 	get_duration(x, m, "retry_min", 1, 86400, &nc->retry_min);
 	get_duration(x, m, "retry_max", 1, 7 * 86400, &nc->retry_max);
 	if (nc->retry_max < nc->retry_min)
@@ -1994,4 +1994,13 @@ const char *
 dw_config_db_path(const struct dw_config *c)
 {
 	return c->db_path;
+}
+
+int
+dw_config_make_state_dir(const struct dw_config *c, char *err, size_t errlen)
+{
+	if (mkdir(c->state_dir, 0700) != 0 && errno != EEXIST)
+		return dw_err(err, errlen, DW_E_CONFIG, "state_dir %s: cannot create it: %s", c->state_dir,
+		              strerror(errno));
+	return DW_OK;
 }

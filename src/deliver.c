@@ -25,7 +25,8 @@
 #define OVERRUN_GRACE_MS 5000
 #define LEASE_EXTRA_MS 60000          /* a lease outlives the call's timeout by this */
 #define STUCK_LEASE_MS (3600 * 1000)  /* held while an overrunning call is still out */
-#define IDLE_WAKE_MS 60000            /* look at the outbox at least this often */
+#define IDLE_WAKE_MS 5000             /* look at the outbox at least this often: other
+                                         processes (test-notify --queue) add entries */
 #define PRUNE_EVERY_MS (3600 * 1000)
 
 enum wstate { W_IDLE, W_BUSY, W_DONE };
@@ -134,6 +135,18 @@ worker_main(void *arg)
 /* ------------------------------------------------------------------ */
 /* Dispatcher                                                          */
 
+/* The one message for an entry that outlived max_age (logged once: the
+ * entry is dead afterwards). */
+static void
+give_up(const char *name, int64_t id, const struct dw_notification *n, unsigned attempts, unsigned max_age,
+        const char *last)
+{
+	log_error("notifier %s: entry %lld (%s \"%s\") still failing after %u attempt%s and %u s (max_age); "
+	          "giving up: %s (dead letter; see `dmarcwatch outbox`)",
+	          name, (long long)id, dw_notify_kind_name(n->kind), n->title, attempts, attempts == 1 ? "" : "s",
+	          max_age, last);
+}
+
 static void
 record(struct dw_deliver *d, struct worker *w, int overdue)
 {
@@ -154,10 +167,7 @@ record(struct dw_deliver *d, struct worker *w, int overdue)
 		          name, (long long)w->id, dw_notify_kind_name(w->n->kind), w->n->title, w->attempt, w->err);
 		rc = dw_outbox_dead(d->db, w->id, now, w->err, err, sizeof err);
 	} else if (now - w->created_at >= (int64_t)tc->max_age * 1000) {
-		log_error("notifier %s: entry %lld (%s \"%s\") still failing after %u attempts over %u s (max_age); "
-		          "giving up: %s (dead letter; see `dmarcwatch outbox`)",
-		          name, (long long)w->id, dw_notify_kind_name(w->n->kind), w->n->title, w->attempt, tc->max_age,
-		          w->err);
+		give_up(name, w->id, w->n, w->attempt, tc->max_age, w->err);
 		rc = dw_outbox_dead(d->db, w->id, now, w->err, err, sizeof err);
 	} else if (overdue) {
 		/* Already rescheduled when it overran; just free the lease. */
@@ -224,8 +234,7 @@ dispatch(struct dw_deliver *d, struct worker *w)
 			char why[160];
 			snprintf(why, sizeof why, "expired: older than max_age (%u s) before it could be delivered",
 			         w->tc->max_age);
-			log_error("notifier %s: entry %lld (%s \"%s\"): %s (dead letter)", name, (long long)e.id,
-			          dw_notify_kind_name(n->kind), n->title, why);
+			give_up(name, e.id, n, e.attempts - 1, w->tc->max_age, e.last_error != NULL ? e.last_error : why);
 			dw_outbox_dead(d->db, e.id, now, e.last_error != NULL ? e.last_error : why, err, sizeof err);
 			dw_notification_free(n);
 			dw_outbox_entry_clear(&e);

@@ -773,7 +773,8 @@ cmd_test_notify(int argc, char **argv)
 
 	int64_t id = 0;
 	int created = 0;
-	if (dw_store_open(dw_config_db_path(cfg), &db, err, sizeof err) != DW_OK ||
+	if (dw_config_make_state_dir(cfg, err, sizeof err) != DW_OK ||
+	    dw_store_open(dw_config_db_path(cfg), &db, err, sizeof err) != DW_OK ||
 	    dw_outbox_put(db, name, n, t0, &id, &created, err, sizeof err) != DW_OK) {
 		fprintf(stderr, "%s: test-notify: %s\n", progname, err);
 		goto out;

@@ -156,6 +156,9 @@ int dw_config_notifier_secret(const struct dw_config *c, size_t idx, const char 
 /* The raw node of a top-level section ("notifiers", "rules"), or NULL. */
 const struct dw_cfg_node *dw_config_section(const struct dw_config *c, const char *key);
 
+/* Create state_dir (mode 0700) unless it exists. DW_OK or DW_E_CONFIG. */
+int dw_config_make_state_dir(const struct dw_config *c, char *err, size_t errlen);
+
 /* The database path: state_dir + "/dmarcwatch.db" (owned by c). */
 const char *dw_config_db_path(const struct dw_config *c);
 

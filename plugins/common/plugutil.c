@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "plugutil.h"
 
@@ -224,4 +225,21 @@ pu_tls_config(const struct dw_host *host, const struct dw_kv *cfg, size_t n, str
 	if (!tls->verify)
 		host->log(host, DW_LOG_WARNING, "verify: false: TLS certificates are NOT checked for this notifier");
 	return rc;
+}
+
+int64_t
+pu_mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+size_t
+pu_utf8_chars(const char *s)
+{
+	size_t n = 0;
+	for (; *s != '\0'; s++)
+		n += ((unsigned char)*s & 0xc0) != 0x80;
+	return n;
 }

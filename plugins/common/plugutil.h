@@ -15,6 +15,7 @@
 #define DW_PLUGUTIL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "dmarcwatch/notifier.h"
 
@@ -65,5 +66,12 @@ struct pu_tls {
 	int verify;          /* default 1 */
 };
 int pu_tls_config(const struct dw_host *host, const struct dw_kv *cfg, size_t n, struct pu_tls *tls);
+
+/* Characters (not bytes) in a UTF-8 string: continuation bytes do not
+ * count. For aligning text columns and for length limits in characters. */
+size_t pu_utf8_chars(const char *s);
+
+/* Milliseconds on the monotonic clock, for deadlines within notify(). */
+int64_t pu_mono_ms(void);
 
 #endif

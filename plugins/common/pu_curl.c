@@ -103,25 +103,32 @@ pu_http_outcome(CURL *h, CURLcode rc, const char *errbuf, const struct pu_buf *b
 }
 
 int
-pu_smtp_outcome(CURL *h, CURLcode rc, const char *errbuf, const char *reply, const char *what, char *err,
-                size_t errlen)
+pu_smtp_outcome(CURL *h, CURLcode rc, const char *errbuf, const char *cmd, const char *reply, const char *what,
+                char *err, size_t errlen)
 {
 	if (rc == CURLE_OK)
 		return DW_NOTIFY_OK;
 	const char *detail = errbuf != NULL && errbuf[0] != '\0' ? errbuf : curl_easy_strerror(rc);
-	const char *sep = reply != NULL && reply[0] != '\0' ? ": server said: " : "";
-	if (reply == NULL)
-		reply = "";
+	int said = reply != NULL && reply[0] != '\0';
 	long code = 0;
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
 	if (rc == CURLE_LOGIN_DENIED) {
 		if (code / 100 == 4) {
-			snprintf(err, errlen, "%s: login failed for now%s%s", what, sep, reply);
+			snprintf(err, errlen, "%s: login failed for now%s%s", what, said ? ": " : "", said ? reply : "");
 			return DW_NOTIFY_RETRY;
 		}
-		snprintf(err, errlen, "%s: login refused%s%s (check username and password; not retried)", what, sep,
-		         reply);
+		snprintf(err, errlen, "%s: login refused%s%s (check username and password; not retried)", what,
+		         said ? ": " : "", said ? reply : "");
 		return DW_NOTIFY_FAIL;
+	}
+	if (said && code >= 400 && code < 600) {
+		const char *step = cmd != NULL ? cmd : "the connection";
+		if (code >= 500) {
+			snprintf(err, errlen, "%s: the server refused %s: %s (permanent; not retried)", what, step, reply);
+			return DW_NOTIFY_FAIL;
+		}
+		snprintf(err, errlen, "%s: the server refused %s for now: %s", what, step, reply);
+		return DW_NOTIFY_RETRY;
 	}
 	if (rc == CURLE_USE_SSL_FAILED) {
 		snprintf(err, errlen,
@@ -137,10 +144,20 @@ pu_smtp_outcome(CURL *h, CURLcode rc, const char *errbuf, const char *reply, con
 		         what, detail);
 		return DW_NOTIFY_FAIL;
 	}
-	if (permanent_curl_error(rc) || code / 100 == 5) {
-		snprintf(err, errlen, "%s: %s%s%s (not retried)", what, detail, sep, reply);
+	if (permanent_curl_error(rc)) {
+		snprintf(err, errlen, "%s: %s (fix the configuration or the server; not retried)", what, detail);
 		return DW_NOTIFY_FAIL;
 	}
-	snprintf(err, errlen, "%s: %s%s%s", what, detail, sep, reply);
+	snprintf(err, errlen, "%s: %s", what, detail);
 	return DW_NOTIFY_RETRY;
+}
+
+int
+pu_curl_header(struct curl_slist **l, const char *line)
+{
+	struct curl_slist *n = curl_slist_append(*l, line);
+	if (n == NULL)
+		return -1;
+	*l = n;
+	return 0;
 }

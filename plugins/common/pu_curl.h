@@ -36,14 +36,19 @@ int pu_http_outcome(CURL *h, CURLcode rc, const char *errbuf, const struct pu_bu
 
 /*
  * The same for an SMTP transfer (the e-mail plugin). CURLINFO_RESPONSE_CODE
- * holds the last SMTP reply code, and `reply` the last reply line the
- * caller captured (printable; NULL when none), shown after "server said":
+ * holds the last SMTP reply code; `reply` is the last reply line the caller
+ * captured (printable; NULL when none) and `cmd` the command it answered
+ * ("RCPT TO", "DATA"; NULL before any):
  *   OK -> OK; login refused -> FAIL, but a 4xx answer to AUTH -> RETRY;
- *   STARTTLS required but not offered, certificate problems, bad URL ->
- *   FAIL; any other error after a 5xx reply (MAIL, RCPT, DATA) -> FAIL;
- *   after a 4xx reply, connection problems, timeouts -> RETRY.
+ *   any other 5xx answer -> FAIL, 4xx -> RETRY, err "WHAT: the server
+ *   refused CMD: REPLY"; STARTTLS required but not offered, certificate
+ *   problems, bad URL -> FAIL; connection problems, timeouts -> RETRY.
  */
-int pu_smtp_outcome(CURL *h, CURLcode rc, const char *errbuf, const char *reply, const char *what, char *err,
-                    size_t errlen);
+int pu_smtp_outcome(CURL *h, CURLcode rc, const char *errbuf, const char *cmd, const char *reply, const char *what,
+                    char *err, size_t errlen);
+
+/* Append a header line to *l: 0, or -1 when out of memory (then *l is
+ * unchanged and still the caller's to free). */
+int pu_curl_header(struct curl_slist **l, const char *line);
 
 #endif

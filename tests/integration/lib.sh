@@ -50,3 +50,19 @@ skip() { _n=$((_n + 1)); echo "ok $_n # SKIP $1"; }
 done_testing() { echo "1..$_n"; [ "$_failed" -eq 0 ]; }
 # jq-like field access without jq: jget JSON-LINE EXPR (python expression on `d`)
 jget() { python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(eval(sys.argv[2]))' "$1" "$2"; }
+
+# wait_for SECONDS COMMAND [ARGS]: run COMMAND every 0.1 s until it succeeds;
+# 1 if it never did. Pass a function or `sh -c '...'` when the condition
+# must be re-evaluated (arguments are expanded once, by the caller).
+wait_for() {
+	local end=$((SECONDS + $1))
+	shift
+	until "$@"; do
+		[ $SECONDS -ge $end ] && return 1
+		sleep 0.1
+	done
+}
+# nlines FILE: its line count, 0 when it does not exist.
+nlines() { if [ -f "$1" ]; then wc -l <"$1"; else echo 0; fi; }
+# has_lines FILE N: FILE has at least N lines.
+has_lines() { [ "$(nlines "$1")" -ge "$2" ]; }

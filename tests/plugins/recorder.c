@@ -5,6 +5,7 @@
  *   retry_first: N    answer RETRY to the first N calls of this instance
  *   retry_after: S    ... with this retry-after hint
  *   fail: true        always answer FAIL
+ *   delay_ms: M       sleep M ms before recording (a slow receiver)
  *   token_file/token  a secret; with leak_secret: true it is put in err
  *                     (the agent must mask it)
  * Unknown keys are refused through host->config_error.
@@ -12,13 +13,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "dmarcwatch/notifier.h"
 
 struct rec {
 	const struct dw_host *host;
 	char *path;
-	unsigned long retry_first, retry_after, calls;
+	unsigned long retry_first, retry_after, calls, delay_ms;
 	int fail, leak;
 	char *token;
 };
@@ -40,13 +42,15 @@ rec_init(const struct dw_host *host, const struct dw_kv *cfg, size_t n, void **s
 			r->retry_first = strtoul(v, NULL, 10);
 		} else if (strcmp(k, "retry_after") == 0) {
 			r->retry_after = strtoul(v, NULL, 10);
+		} else if (strcmp(k, "delay_ms") == 0) {
+			r->delay_ms = strtoul(v, NULL, 10);
 		} else if (strcmp(k, "fail") == 0) {
 			r->fail = strcmp(v, "true") == 0;
 		} else if (strcmp(k, "leak_secret") == 0) {
 			r->leak = strcmp(v, "true") == 0;
 		} else if (strcmp(k, "token") != 0 && strcmp(k, "token_file") != 0) {
 			host->config_error(host, &cfg[i], "unknown key (recorder knows path, retry_first, retry_after, "
-			                                  "fail, leak_secret, token, token_file)");
+			                                  "delay_ms, fail, leak_secret, token, token_file)");
 			bad = 1;
 		}
 	}
@@ -84,6 +88,9 @@ rec_notify(void *state, const struct dw_notification *n, unsigned *retry_after, 
 		         r->leak && r->token ? " token=" : "", r->leak && r->token ? r->token : "");
 		return DW_NOTIFY_RETRY;
 	}
+	struct timespec ts = {(time_t)(r->delay_ms / 1000), (long)(r->delay_ms % 1000) * 1000000L};
+	while (r->delay_ms > 0 && nanosleep(&ts, &ts) != 0)
+		;
 	FILE *f = fopen(r->path, "a");
 	if (f == NULL) {
 		snprintf(err, errlen, "recorder: cannot open %s", r->path);

@@ -118,7 +118,7 @@ test_refusals(void)
 	free(e);
 
 	e = load_fails("  - name: x\n    plugin: recorder\n    path: /dev/null\n    colour: blue\n");
-	ok(has(e, "t.yaml:11:13: notifiers[0].colour: unknown key (recorder knows path, retry_first"),
+	ok(has(e, "t.yaml:11:13: notifiers[0].colour: unknown key (recorder knows path, retry_first, retry_after, delay_ms"),
 	   "a plugin's config_error carries file:line:col and the key path");
 	free(e);
 
