@@ -173,12 +173,25 @@ fuzz-smoke: fuzz
 bench: all
 	@sh bench/parse.sh
 
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+
+# The binary, the bundled plugins, and the plugin SDK (header + .pc) so that
+# out-of-tree plugins build with `pkg-config --cflags dmarcwatch-plugin`.
 install: all
-	install -d $(DESTDIR)$(BINDIR)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(PLUGINDIR) $(DESTDIR)$(INCLUDEDIR)/dmarcwatch \
+		$(DESTDIR)$(PKGCONFIGDIR)
 	install -m 755 $(BIN) $(DESTDIR)$(BINDIR)/dmarcwatch
+	for p in $(PLUGINS); do install -m 644 $(OBJDIR)/plugins/$$p.so $(DESTDIR)$(PLUGINDIR)/$$p.so || exit 1; done
+	install -m 644 include/dmarcwatch/notifier.h $(DESTDIR)$(INCLUDEDIR)/dmarcwatch/notifier.h
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@PLUGINDIR@|$(PLUGINDIR)|' \
+		-e 's|@VERSION@|$(VERSION)|' packaging/dmarcwatch-plugin.pc.in >$(DESTDIR)$(PKGCONFIGDIR)/dmarcwatch-plugin.pc
+	chmod 644 $(DESTDIR)$(PKGCONFIGDIR)/dmarcwatch-plugin.pc
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/dmarcwatch
+	for p in $(PLUGINS); do rm -f $(DESTDIR)$(PLUGINDIR)/$$p.so; done
+	rm -f $(DESTDIR)$(INCLUDEDIR)/dmarcwatch/notifier.h $(DESTDIR)$(PKGCONFIGDIR)/dmarcwatch-plugin.pc
+	-rmdir $(DESTDIR)$(PLUGINDIR) $(DESTDIR)$(LIBDIR)/dmarcwatch $(DESTDIR)$(INCLUDEDIR)/dmarcwatch 2>/dev/null
 
 clean:
 	rm -rf build build-san build-fuzz dmarcwatch
