@@ -210,7 +210,8 @@ test_example(void)
 	    "token_url:", "client_id:", "client_secret:", "client_secret_file:", "refresh_token:",
 	    "refresh_token_file:", "token_command:", "path:", "folder:", "archive_folder:",
 	    "invalid_folder:", "untrusted_folder:", "other_folder:", "mode:", "poll_interval:", "timeout:",
-	    "batch_bytes:", "trust:", "authserv_id:", "require:"};
+	    "batch_bytes:", "trust:", "authserv_id:", "require:", "plugin_dir:", "outbox:", "keep:",
+	    "notifiers:", "plugin:", "retry_min:", "retry_max:", "max_age:"};
 	int missing = 0;
 	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
 		if (strstr(text, keys[i]) == NULL) {
@@ -1190,6 +1191,71 @@ test_imap_rules(void)
 	dw_cfg_msgs_free(&m);
 }
 
+
+/* notifiers: host keys taken out, plugin keys passed through as
+ * {key, value, line, col}, lists repeated, *_file paths resolved. */
+static void
+test_notifiers(void)
+{
+	struct dw_config *c = NULL;
+	struct dw_cfg_msgs m = {0};
+	const char *good = "accounts:\n  - name: a\n    source: maildir\n    path: /x\n"
+	                   "plugin_dir: plugins\noutbox:\n  keep: 2d\n"
+	                   "notifiers:\n"
+	                   "  - name: mail\n    plugin: email\n    timeout: 5s\n    retry_min: 2s\n    retry_max: 1m\n"
+	                   "    max_age: 2h\n    to: [a@x, b@x]\n    password_file: pw\n"
+	                   "  - name: abs\n    plugin: /opt/x.so\n";
+	int rc = load_text(good, &c, &m);
+	ok(rc == DW_OK && c != NULL, "notifiers: a good section loads");
+	if (c != NULL) {
+		is_int(c->nnotifiers, 2, "notifiers: two");
+		is_str(c->plugin_dir, "plugins", "notifiers: plugin_dir as given (no base directory for a string)");
+		is_int(c->outbox_keep, 2 * 86400, "outbox.keep: 2d");
+		const struct dw_notifier_cfg *n = &c->notifiers[0];
+		ok(n->timeout == 5 && n->retry_min == 2 && n->retry_max == 60 && n->max_age == 7200,
+		   "notifiers: timeout, retry_min, retry_max, max_age");
+		is_int(n->nkv, 3, "notifiers: three plugin entries (to twice, password_file)");
+		if (n->nkv == 3) {
+			ok(strcmp(n->kv[0].key, "to") == 0 && strcmp(n->kv[0].value, "a@x") == 0 &&
+			       strcmp(n->kv[1].key, "to") == 0 && strcmp(n->kv[1].value, "b@x") == 0,
+			   "notifiers: a list arrives as the key repeated, in order");
+			ok(n->kv[1].line == 15 && n->kv[1].col == 15, "notifiers: each value keeps its line and column");
+		}
+		ok(c->notifiers[1].timeout == 30 && c->notifiers[1].max_age == 86400 && c->notifiers[1].retry_min == 30 &&
+		       c->notifiers[1].retry_max == 3600,
+		   "notifiers: defaults 30s, 24h, 30s, 1h");
+	}
+	dw_config_free(c);
+	dw_cfg_msgs_free(&m);
+	c = NULL;
+	const char *bad = "accounts:\n  - name: a\n    source: maildir\n    path: /x\n"
+	                  "notifiers:\n"
+	                  "  - name: x\n    plugin: slack\n"
+	                  "  - name: x\n    plugin: ../evil\n"
+	                  "  - plugin: slack\n    opts: {a: 1}\n"
+	                  "  - name: bad name\n";
+	rc = load_text(bad, &c, &m);
+	is_int(rc, DW_E_CONFIG, "notifiers: mistakes refused");
+	ok(has_error(&m, "test.yaml:8:11: notifiers[1].name: a notifier named \"x\" is already defined at line 6"),
+	   "notifiers: duplicate name");
+	ok(has_error(&m, "test.yaml:9:13: notifiers[1].plugin: a plugin name (like slack) or an absolute path to a .so file"),
+	   "notifiers: a relative path as plugin");
+	ok(has_error(&m, "test.yaml:10:5: notifiers[2].name: required: the name rules and test-notify use"),
+	   "notifiers: name missing");
+	ok(has_error(&m, "test.yaml:11:11: notifiers[2].opts: plugin settings are single values or lists of values, "
+	                 "not mappings"),
+	   "notifiers: a mapping as a plugin setting");
+	ok(has_error(&m, "test.yaml:12:11: notifiers[3].name: use letters, digits, '_', '-' and '.' only (at most 64)"),
+	   "notifiers: a bad name");
+	ok(has_error(&m, "test.yaml:12:5: notifiers[3].plugin: required: slack, email, syslog, webhook, exec or a path to "
+	                 "a .so"),
+	   "notifiers: plugin missing");
+	if (m.nerrors != 6)
+		dump(&m);
+	dw_config_free(c);
+	dw_cfg_msgs_free(&m);
+}
+
 int
 main(void)
 {
@@ -1205,6 +1271,7 @@ main(void)
 	test_secrets();
 	test_sizes_durations();
 	test_imap_rules();
+	test_notifiers();
 	char *p = tmp_path("pw");
 	unlink(p);
 	free(p);
