@@ -50,6 +50,8 @@ struct dw_agent {
 	struct dw_store *store;
 	struct account *acct;
 	size_t nacct;
+	void (*hook)(void *arg);         /* run after each pass (main: rules, digest) */
+	void *hook_arg;
 };
 
 enum { V_STORED, V_DUPLICATE, V_NOT_REPORT, V_INVALID, V_UNTRUSTED };
@@ -469,6 +471,20 @@ dw_agent_free(struct dw_agent *a)
 	free(a);
 }
 
+void
+dw_agent_set_hook(struct dw_agent *a, void (*fn)(void *arg), void *arg)
+{
+	a->hook = fn;
+	a->hook_arg = arg;
+}
+
+static void
+run_hook(struct dw_agent *a)
+{
+	if (a->hook != NULL)
+		a->hook(a->hook_arg);
+}
+
 int
 dw_agent_once(struct dw_agent *a)
 {
@@ -476,6 +492,7 @@ dw_agent_once(struct dw_agent *a)
 	for (size_t i = 0; i < a->nacct && !a->sig->stop; i++)
 		if (account_pass(a, &a->acct[i]) != DW_OK)
 			all_ok = 0;
+	run_hook(a);
 	return all_ok ? DW_OK : DW_E_SOURCE;
 }
 
@@ -509,6 +526,7 @@ dw_agent_run(struct dw_agent *a)
 		}
 		if (a->sig->stop || a->sig->reload)
 			break;
+		run_hook(a);
 
 		/* Arm IDLE where possible and wait on everything together. */
 		size_t n = 0;

@@ -8,12 +8,15 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <sqlite3.h>
 
 #include "dw/deliver.h"
 #include "dw/log.h"
@@ -47,6 +50,7 @@ struct worker {
 	struct dw_notification *n;        /* parsed from the payload; owned */
 	int64_t deadline;                 /* monotonic ms */
 	int64_t started_at;               /* monotonic ms */
+	int64_t finished_at;              /* monotonic ms */
 	/* Its outcome (DONE): */
 	int result;
 	unsigned retry_after;
@@ -90,6 +94,8 @@ jitter(struct dw_deliver *d)
 static int64_t
 backoff_ms(struct dw_deliver *d, const struct dw_notifier_cfg *tc, unsigned attempt, unsigned retry_after)
 {
+	if (retry_after > 86400)
+		retry_after = 86400; /* a plugin's hint, bounded: max_age still applies */
 	if (retry_after > 0) /* the receiver said how long: at least that, a little more spreads a herd */
 		return (int64_t)retry_after * 1000 + (int64_t)((jitter(d) - 0.8) * 250.0 * retry_after);
 	double s = tc->retry_min;
@@ -122,6 +128,7 @@ worker_main(void *arg)
 		int r = dw_notifier_call(w->ni, n, &ra, err, sizeof err);
 
 		pthread_mutex_lock(&d->mu);
+		w->finished_at = dw_mono_ms();
 		w->result = r;
 		w->retry_after = ra;
 		memcpy(w->err, err, sizeof err);
@@ -147,45 +154,61 @@ give_up(const char *name, int64_t id, const struct dw_notification *n, unsigned 
 	          max_age, last);
 }
 
-static void
+/*
+ * Write a finished call's outcome. Returns DW_OK, or DW_E_STORE when the
+ * database refused (locked by a long batch, disk full): the caller keeps
+ * the outcome and tries again on the next pass, renewing the lease, so a
+ * success is never forgotten and delivered twice.
+ */
+static int
 record(struct dw_deliver *d, struct worker *w, int overdue)
 {
 	const char *name = dw_notifier_name(w->ni);
 	const struct dw_notifier_cfg *tc = w->tc;
 	char err[512];
 	int64_t now = dw_wall_ms();
-	double took = (double)(dw_mono_ms() - w->started_at) / 1000.0;
+	double took = (double)(w->finished_at - w->started_at) / 1000.0;
 	int rc = DW_OK;
 	if (w->result == DW_NOTIFY_OK) {
-		log_info("notifier %s: delivered entry %lld (%s \"%s\") on attempt %u in %.2f s%s", name, (long long)w->id,
-		         dw_notify_kind_name(w->n->kind), w->n->title, w->attempt, took,
-		         overdue ? ", after its timeout" : "");
 		rc = dw_outbox_delivered(d->db, w->id, now, err, sizeof err);
+		if (rc == DW_OK)
+			log_info("notifier %s: delivered entry %lld (%s \"%s\") on attempt %u in %.2f s%s", name,
+			         (long long)w->id, dw_notify_kind_name(w->n->kind), w->n->title, w->attempt, took,
+			         overdue ? ", after its timeout" : "");
 	} else if (w->result == DW_NOTIFY_FAIL) {
-		log_error("notifier %s: entry %lld (%s \"%s\") failed on attempt %u and will not be retried: %s "
-		          "(dead letter; see `dmarcwatch outbox`)",
-		          name, (long long)w->id, dw_notify_kind_name(w->n->kind), w->n->title, w->attempt, w->err);
 		rc = dw_outbox_dead(d->db, w->id, now, w->err, err, sizeof err);
+		if (rc == DW_OK)
+			log_error("notifier %s: entry %lld (%s \"%s\") failed on attempt %u and will not be retried: %s "
+			          "(dead letter; see `dmarcwatch outbox`)",
+			          name, (long long)w->id, dw_notify_kind_name(w->n->kind), w->n->title, w->attempt, w->err);
 	} else if (now - w->created_at >= (int64_t)tc->max_age * 1000) {
-		give_up(name, w->id, w->n, w->attempt, tc->max_age, w->err);
 		rc = dw_outbox_dead(d->db, w->id, now, w->err, err, sizeof err);
+		if (rc == DW_OK)
+			give_up(name, w->id, w->n, w->attempt, tc->max_age, w->err);
 	} else if (overdue) {
 		/* Already rescheduled when it overran; just free the lease. */
-		log_warn("notifier %s: entry %lld: the overrunning call returned after %.1f s: %s", name, (long long)w->id,
-		         took, w->err);
 		struct dw_outbox_entry e;
-		if (dw_outbox_get(d->db, w->id, &e, err, sizeof err) == 1)
-			rc = dw_outbox_retry(d->db, w->id, e.next_at, w->err, err, sizeof err);
+		int r = dw_outbox_get(d->db, w->id, &e, err, sizeof err);
+		rc = r < 0 ? DW_E_STORE : r == 0 ? DW_OK : dw_outbox_retry(d->db, w->id, e.next_at, w->err, err, sizeof err);
 		dw_outbox_entry_clear(&e);
+		if (rc == DW_OK)
+			log_warn("notifier %s: entry %lld: the overrunning call returned after %.1f s: %s", name,
+			         (long long)w->id, took, w->err);
 	} else {
 		int64_t delay = backoff_ms(d, tc, w->attempt, w->retry_after);
-		log_warn("notifier %s: entry %lld attempt %u failed, retry in %.1f s%s: %s", name, (long long)w->id,
-		         w->attempt, (double)delay / 1000.0, w->retry_after > 0 ? " (as the receiver asked)" : "",
-		         w->err);
 		rc = dw_outbox_retry(d->db, w->id, now + delay, w->err, err, sizeof err);
+		if (rc == DW_OK)
+			log_warn("notifier %s: entry %lld attempt %u failed, retry in %.1f s%s: %s", name, (long long)w->id,
+			         w->attempt, (double)delay / 1000.0, w->retry_after > 0 ? " (as the receiver asked)" : "",
+			         w->err);
 	}
-	if (rc != DW_OK)
-		log_error("notifier %s: %s; the entry will be offered again", name, err);
+	if (rc != DW_OK) {
+		log_error("notifier %s: entry %lld: cannot record the outcome of attempt %u (%s): %s; trying again",
+		          name, (long long)w->id, w->attempt, w->result == DW_NOTIFY_OK ? "delivered" : "failed", err);
+		/* Keep the entry ours while we retry the write. */
+		dw_outbox_note_lease(d->db, w->id, now + STUCK_LEASE_MS, err, sizeof err);
+	}
+	return rc;
 }
 
 /* The call overran timeout + grace: count the attempt as failed now. */
@@ -242,6 +265,14 @@ dispatch(struct dw_deliver *d, struct worker *w)
 		}
 		n->attempt = e.attempts;
 		pthread_mutex_lock(&d->mu);
+		if (d->stop) {
+			/* Stopping: give the claim back instead of starting a call. */
+			pthread_mutex_unlock(&d->mu);
+			dw_outbox_release(d->db, e.id, err, sizeof err);
+			dw_notification_free(n);
+			dw_outbox_entry_clear(&e);
+			return 0;
+		}
 		w->id = e.id;
 		w->created_at = e.created_at;
 		w->attempt = e.attempts;
@@ -267,18 +298,25 @@ dispatcher_main(void *arg)
 	while (!d->stop) {
 		d->kicked = 0;
 		int64_t wake = dw_mono_ms() + IDLE_WAKE_MS;
-		int active = 0;
+		int active = 0, retry_record = 0;
+		d->quiet = 0;
 		for (size_t i = 0; i < d->nw && !d->stop; i++) {
 			struct worker *w = &d->w[i];
 			if (w->state == W_DONE) {
 				int overdue = w->overdue;
 				pthread_mutex_unlock(&d->mu);
-				record(d, w, overdue);
+				int recorded = record(d, w, overdue) == DW_OK;
 				pthread_mutex_lock(&d->mu);
+				if (!recorded) {
+					retry_record = 1;
+					continue;
+				}
 				dw_notification_free(w->n);
 				w->n = NULL;
 				w->state = W_IDLE;
 			}
+			if (d->stop)
+				break;
 			if (w->state == W_BUSY) {
 				if (!w->overdue && dw_mono_ms() >= w->deadline) {
 					w->overdue = 1;
@@ -322,7 +360,9 @@ dispatcher_main(void *arg)
 		for (size_t i = 0; i < d->nw; i++)
 			pending_done |= d->w[i].state == W_DONE;
 		d->quiet = !active && !pending_done && !d->kicked;
-		if (d->stop || d->kicked || pending_done)
+		if (retry_record) /* the database refused an outcome: try again in a second */
+			wake = dw_mono_ms() + 1000;
+		else if (d->stop || d->kicked || pending_done)
 			continue;
 		struct timespec ts;
 		abs_deadline(&ts, wake > dw_mono_ms() ? wake : dw_mono_ms() + 1);
@@ -355,6 +395,9 @@ dw_deliver_start(struct dw_notifiers *ns, const struct dw_deliver_opts *o, struc
 		free(d);
 		return rc;
 	}
+	/* The agent holds the write lock for a whole fetched batch: wait longer
+	 * than the agent's connections do before calling the database busy. */
+	sqlite3_busy_timeout(dw_store_sqlite(d->db), 30000);
 	if ((rc = dw_outbox_release_dead(d->db, dw_wall_ms(), err, errlen)) != DW_OK) {
 		dw_store_close(d->db);
 		free(d->only_notifier);
@@ -379,19 +422,26 @@ dw_deliver_start(struct dw_notifiers *ns, const struct dw_deliver_opts *o, struc
 		pthread_cond_init(&w->cv, &ca);
 	}
 	pthread_condattr_destroy(&ca);
-	/* Threads start only now, after every plugin's init() (see the ABI). */
-	for (size_t i = 0; i < d->nw; i++) {
-		if (pthread_create(&d->w[i].th, NULL, worker_main, &d->w[i]) != 0) {
-			rc = dw_err(err, errlen, DW_E_SYS, "cannot start a delivery thread: %s", strerror(errno));
-			goto fail;
-		}
-		d->w[i].started = 1;
-	}
-	if (pthread_create(&d->th, NULL, dispatcher_main, d) != 0) {
-		rc = dw_err(err, errlen, DW_E_SYS, "cannot start the delivery thread: %s", strerror(errno));
+	/* Threads start only now, after every plugin's init() (see the ABI).
+	 * They block the agent's signals, so SIGTERM/SIGHUP reach the main
+	 * thread (whose poll() they must interrupt) and never a plugin call. */
+	sigset_t block, old;
+	sigemptyset(&block);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &block, &old);
+	int e = 0;
+	for (size_t i = 0; i < d->nw && e == 0; i++)
+		if ((e = pthread_create(&d->w[i].th, NULL, worker_main, &d->w[i])) == 0)
+			d->w[i].started = 1;
+	if (e == 0 && (e = pthread_create(&d->th, NULL, dispatcher_main, d)) == 0)
+		d->running = 1;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (e != 0) {
+		rc = dw_err(err, errlen, DW_E_SYS, "cannot start a delivery thread: %s", strerror(e));
 		goto fail;
 	}
-	d->running = 1;
 	*out = d;
 	return DW_OK;
 fail:
@@ -459,29 +509,41 @@ dw_deliver_stop(struct dw_deliver *d, unsigned grace_ms)
 		abs_deadline(&ts, until);
 		pthread_cond_timedwait(&d->cv, &d->mu, &ts);
 	}
-	pthread_mutex_unlock(&d->mu);
-	/* Outcomes that came in: record them (the dispatcher has stopped). */
+	/* Outcomes that came in: record them (the dispatcher has stopped).
+	 * The states are read under the lock: a worker may finish now. */
 	for (size_t i = 0; i < d->nw; i++) {
 		struct worker *w = &d->w[i];
-		if (w->state == W_DONE) {
-			record(d, w, w->overdue);
-			dw_notification_free(w->n);
-			w->n = NULL;
-			w->state = W_IDLE;
-		}
+		if (w->state != W_DONE)
+			continue;
+		int overdue = w->overdue;
+		pthread_mutex_unlock(&d->mu);
+		record(d, w, overdue); /* on failure the lease keeps the entry until it expires */
+		pthread_mutex_lock(&d->mu);
+		dw_notification_free(w->n);
+		w->n = NULL;
+		w->state = W_IDLE;
 	}
+	stuck = 0;
+	for (size_t i = 0; i < d->nw; i++)
+		stuck |= d->w[i].state == W_BUSY;
 	if (stuck) {
 		for (size_t i = 0; i < d->nw; i++) {
-			if (d->w[i].state == W_BUSY)
+			struct worker *w = &d->w[i];
+			if (w->state == W_BUSY) {
 				log_warn("notifier %s: entry %lld: the plugin call is still running at shutdown; it is "
 				         "abandoned and the entry will be retried",
-				         dw_notifier_name(d->w[i].ni), (long long)d->w[i].id);
-			else if (d->w[i].started)
-				pthread_join(d->w[i].th, NULL);
+				         dw_notifier_name(w->ni), (long long)w->id);
+				pthread_detach(w->th);
+			}
 		}
+		pthread_mutex_unlock(&d->mu);
+		for (size_t i = 0; i < d->nw; i++)
+			if (d->w[i].started && d->w[i].state != W_BUSY)
+				pthread_join(d->w[i].th, NULL);
 		/* d stays allocated for the running thread; so must ns. */
 		return 1;
 	}
+	pthread_mutex_unlock(&d->mu);
 	for (size_t i = 0; i < d->nw; i++) {
 		if (d->w[i].started)
 			pthread_join(d->w[i].th, NULL);

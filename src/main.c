@@ -54,6 +54,7 @@ usage_main(FILE *f)
 	        "  check-config [-c FILE] validate the configuration (alias: -n)\n"
 	        "  test-notify NAME       send a test notification through one notifier\n"
 	        "  outbox                 list queued, delivered and dead-lettered notifications\n"
+
 	        "\n"
 	        "Run 'dmarcwatch COMMAND --help' for a command's options; 'dmarcwatch --version'.\n");
 }
@@ -839,8 +840,11 @@ out:
 	dw_store_close(db);
 	if (dl != NULL)
 		abandoned = dw_deliver_stop(dl, 2000) != 0;
-	if (!abandoned) /* else a plugin call is still running in ns: leave it to exit */
-		dw_notifiers_free(ns);
+	if (abandoned) { /* a plugin call still runs in ns: leave without destructors */
+		fflush(NULL);
+		_exit(status);
+	}
+	dw_notifiers_free(ns);
 	dw_notification_free(parsed);
 	dw_config_free(cfg);
 	return status;
@@ -1014,13 +1018,24 @@ start_delivery(const struct dw_config *cfg, struct dw_notifiers *ns)
 	return dl;
 }
 
-static void
-stop_delivery(struct dw_deliver *dl, struct dw_notifiers *ns)
+/* Returns 1 when a plugin call was abandoned (still running): ns is then
+ * kept for it, and the process must leave with _exit (no library
+ * destructors under a thread still inside TLS code). A reload waits for
+ * the longest notifier timeout so the new notifiers never run beside the
+ * old ones; a stop waits STOP_GRACE_MS. */
+static int
+stop_delivery(struct dw_deliver *dl, struct dw_notifiers *ns, int reload)
 {
-	/* A plugin call still running after the grace keeps ns alive. */
-	if (dl != NULL && dw_deliver_stop(dl, STOP_GRACE_MS) != 0)
-		return;
+	unsigned grace = STOP_GRACE_MS;
+	for (size_t i = 0; reload && i < dw_notifiers_count(ns); i++) {
+		unsigned t = dw_notifier_config(dw_notifiers_at(ns, i))->timeout * 1000u + STOP_GRACE_MS;
+		if (t > grace)
+			grace = t;
+	}
+	if (dl != NULL && dw_deliver_stop(dl, grace) != 0)
+		return 1;
 	dw_notifiers_free(ns);
+	return 0;
 }
 
 static int
@@ -1059,7 +1074,7 @@ cmd_run(int argc, char **argv)
 		return 1;
 	}
 	struct dw_deliver *dl = start_delivery(cfg, ns);
-	int status = 0;
+	int status = 0, abandoned = 0;
 	if (once) {
 		log_info("one pass over %zu account(s)", cfg->naccounts);
 		status = dw_agent_once(agent) == DW_OK ? 0 : 1;
@@ -1086,7 +1101,7 @@ cmd_run(int argc, char **argv)
 				/* Notifiers are re-made too: stop deliveries (the outbox
 				 * keeps everything), shut the old instances down, init the
 				 * new ones. */
-				stop_delivery(dl, ns);
+				abandoned |= stop_delivery(dl, ns, 1);
 				dl = NULL;
 				ns = NULL;
 				struct dw_notifiers *nns = NULL;
@@ -1118,8 +1133,12 @@ cmd_run(int argc, char **argv)
 		log_info("stopping on a signal");
 	}
 	dw_agent_free(agent);
-	stop_delivery(dl, ns);
+	abandoned |= stop_delivery(dl, ns, 0);
 	dw_config_free(cfg);
+	if (abandoned) {
+		fflush(NULL);
+		_exit(status);
+	}
 	return status;
 }
 
@@ -1156,6 +1175,7 @@ main(int argc, char **argv)
 		return cmd_test_notify(argc, argv);
 	if (strcmp(cmd, "outbox") == 0)
 		return cmd_outbox(argc, argv);
+
 	fprintf(stderr, "%s: unknown command '%s'\n", progname, cmd);
 	usage_main(stderr);
 	return EXIT_USAGE;

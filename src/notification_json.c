@@ -130,16 +130,57 @@ b64_decode(const char *s, unsigned char **out, size_t *outlen)
 /* ------------------------------------------------------------------ */
 /* Writing                                                             */
 
+/* A JSON string of s; bytes that are not UTF-8 become U+FFFD, so a title
+ * cut in the middle of a character still goes out (NULL only on OOM). */
+static json_t *
+jstr(const char *s)
+{
+	json_t *v = json_string(s);
+	if (v != NULL)
+		return v;
+	size_t n = strlen(s);
+	if (n > (SIZE_MAX - 1) / 3)
+		return NULL;
+	char *clean = malloc(n * 3 + 1), *o = clean;
+	if (clean == NULL)
+		return NULL;
+	const unsigned char *p = (const unsigned char *)s;
+	while (*p != '\0') {
+		size_t len = *p < 0x80 ? 1 : (*p >> 5) == 6 ? 2 : (*p >> 4) == 14 ? 3 : (*p >> 3) == 30 ? 4 : 0;
+		size_t k = 1;
+		while (len > 1 && k < len && (p[k] & 0xc0) == 0x80)
+			k++;
+		int ok = len > 0 && k == len;
+		if (ok && len > 1) { /* refuse overlong forms and surrogates */
+			unsigned cp = len == 2 ? (p[0] & 0x1fu) << 6 | (p[1] & 0x3fu)
+			            : len == 3 ? (p[0] & 0x0fu) << 12 | (p[1] & 0x3fu) << 6 | (p[2] & 0x3fu)
+			                       : (p[0] & 0x07u) << 18 | (p[1] & 0x3fu) << 12 | (p[2] & 0x3fu) << 6 | (p[3] & 0x3fu);
+			ok = (len == 2 && cp >= 0x80) || (len == 3 && cp >= 0x800 && (cp < 0xd800 || cp > 0xdfff)) ||
+			     (len == 4 && cp >= 0x10000 && cp <= 0x10ffff);
+		}
+		if (ok) {
+			memcpy(o, p, len);
+			o += len;
+			p += len;
+		} else {
+			memcpy(o, "\xef\xbf\xbd", 3);
+			o += 3;
+			p += 1;
+		}
+	}
+	*o = '\0';
+	v = json_string(clean);
+	free(clean);
+	return v;
+}
+
 /* Set key to a string when s is not NULL. Returns -1 on failure. */
 static int
 set_str(json_t *o, const char *key, const char *s)
 {
 	if (s == NULL)
 		return 0;
-	json_t *v = json_string(s);
-	if (v == NULL) /* not UTF-8: keep what we can, never drop the member */
-		v = json_stringn_nocheck(s, strlen(s));
-	return json_object_set_new(o, key, v);
+	return json_object_set_new(o, key, jstr(s));
 }
 
 static json_t *
@@ -149,7 +190,7 @@ table_json(const struct dw_table *t)
 	if (o == NULL || cols == NULL || rows == NULL)
 		goto fail;
 	for (size_t c = 0; c < t->ncols; c++)
-		if (json_array_append_new(cols, json_string(t->columns[c] != NULL ? t->columns[c] : "")) != 0)
+		if (json_array_append_new(cols, jstr(t->columns[c] != NULL ? t->columns[c] : "")) != 0)
 			goto fail;
 	for (size_t r = 0; r < t->nrows; r++) {
 		json_t *row = json_array();
@@ -157,7 +198,7 @@ table_json(const struct dw_table *t)
 			goto fail;
 		for (size_t c = 0; c < t->ncols; c++) {
 			const char *cell = t->cells[r * t->ncols + c];
-			if (json_array_append_new(row, json_string(cell != NULL ? cell : "")) != 0)
+			if (json_array_append_new(row, jstr(cell != NULL ? cell : "")) != 0)
 				goto fail;
 		}
 	}

@@ -25,7 +25,8 @@ struct dw_notifier_inst {
 	char *path;                       /* the .so */
 	void *dl;                         /* dlopen handle */
 	const struct dw_notifier *plugin; /* the exported entry, inside dl */
-	void *state;                      /* init()'s */
+	void *state;                      /* init()'s (may be NULL) */
+	int inited;                       /* init() succeeded: shutdown() is owed */
 	struct dw_notifier_cfg timing;    /* timing keys only (no kv, no strings but name) */
 	struct dw_kv *kv;                 /* what init() got: points into the config copy below */
 	struct dw_notifier_kv *kvcopy;
@@ -48,27 +49,56 @@ struct dw_notifiers {
 /* ------------------------------------------------------------------ */
 /* Secrets                                                             */
 
+/*
+ * Mask every registered secret in s, longest first (a secret inside a
+ * longer one must not leave the longer one's tail visible), resuming after
+ * each mask (a secret that is part of "[secret]" must not loop). A text
+ * cut short by its buffer may end with the start of a secret: that tail
+ * is masked too.
+ */
 void
 dw_notifier_redact(const struct dw_notifier_inst *ni, char *s, size_t size)
 {
 	struct dw_notifier_inst *w = (struct dw_notifier_inst *)(uintptr_t)ni;
+	const size_t ml = strlen(SECRET_MASK);
 	pthread_mutex_lock(&w->secrets_mu);
-	for (size_t i = 0; i < ni->nsecrets; i++) {
-		const char *sec = ni->secrets[i];
-		size_t sl = strlen(sec), ml = strlen(SECRET_MASK);
-		if (sl < 4) /* too short to mask without mangling ordinary words */
+	int *done = xcalloc(ni->nsecrets + 1, sizeof *done);
+	for (size_t round = 0; round < ni->nsecrets; round++) {
+		size_t best = SIZE_MAX, bl = 0;
+		for (size_t i = 0; i < ni->nsecrets; i++) {
+			size_t l = strlen(ni->secrets[i]);
+			if (!done[i] && (best == SIZE_MAX || l > bl)) {
+				best = i;
+				bl = l;
+			}
+		}
+		done[best] = 1;
+		const char *sec = ni->secrets[best];
+		if (bl == 0)
 			continue;
-		char *p;
-		while ((p = strstr(s, sec)) != NULL) {
-			size_t tail = strlen(p + sl);
+		char *from = s, *p;
+		while ((p = strstr(from, sec)) != NULL) {
+			size_t tail = strlen(p + bl);
 			if ((size_t)(p - s) + ml + tail + 1 > size) { /* no room: cut the text */
 				*p = '\0';
 				break;
 			}
-			memmove(p + ml, p + sl, tail + 1);
+			memmove(p + ml, p + bl, tail + 1);
 			memcpy(p, SECRET_MASK, ml);
+			from = p + ml;
+		}
+		/* A cut text ending in the first characters of the secret. */
+		size_t sl = strlen(s);
+		for (size_t k = bl - 1; k >= 4; k--) {
+			if (k <= sl && strncmp(s + sl - k, sec, k) == 0) {
+				s[sl - k] = '\0';
+				if (sl - k + ml + 1 <= size)
+					memcpy(s + sl - k, SECRET_MASK, ml + 1);
+				break;
+			}
 		}
 	}
+	free(done);
 	pthread_mutex_unlock(&w->secrets_mu);
 }
 
@@ -85,7 +115,7 @@ DW_PRINTF(3, 4) static void
 host_log(const struct dw_host *h, int level, const char *fmt, ...)
 {
 	struct dw_notifier_inst *ni = inst_of(h);
-	char msg[1536];
+	char msg[8192]; /* larger than a log line: redact first, dw_log cuts after */
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
@@ -162,7 +192,7 @@ inst_free(struct dw_notifier_inst *ni)
 {
 	if (ni == NULL)
 		return;
-	if (ni->state != NULL && ni->plugin != NULL && ni->plugin->shutdown != NULL)
+	if (ni->inited && ni->plugin != NULL && ni->plugin->shutdown != NULL)
 		ni->plugin->shutdown(ni->state);
 	if (ni->dl != NULL && getenv("DW_NO_DLCLOSE") == NULL)
 		dlclose(ni->dl);
@@ -337,11 +367,12 @@ load_one(const struct dw_config *c, size_t idx, struct dw_cfg_msgs *msgs)
 			msgs->errors = xreallocarray(msgs->errors, msgs->nerrors + 1, sizeof *msgs->errors);
 			msgs->errors[msgs->nerrors++] = s;
 		}
-		if (rc == 0 && state != NULL && p->shutdown != NULL)
+		if (rc == 0 && p->shutdown != NULL)
 			p->shutdown(state);
 		goto fail;
 	}
 	ni->state = state;
+	ni->inited = 1;
 	return ni;
 fail:
 	inst_free(ni);
@@ -428,6 +459,8 @@ dw_notifier_call(struct dw_notifier_inst *ni, const struct dw_notification *n, u
 	int rc = ni->plugin->notify(ni->state, n, retry_after, err, errlen);
 	if (errlen > 0)
 		err[errlen - 1] = '\0';
+	if (errlen > 0)
+		dw_notifier_redact(ni, err, errlen);
 	if (rc != DW_NOTIFY_OK && rc != DW_NOTIFY_RETRY && rc != DW_NOTIFY_FAIL) {
 		char tmp[256];
 		snprintf(tmp, sizeof tmp, "%s", err);

@@ -185,7 +185,7 @@ finish(struct dw_store *s, int64_t id, const char *state, int64_t now, const cha
 {
 	sqlite3_stmt *st = prep(s,
 	                        "UPDATE outbox SET state = ?2, done_at = ?3, last_error = COALESCE(?4, last_error), lease_until = 0,"
-	                        " lease_pid = 0 WHERE id = ?1",
+	                        " lease_pid = 0 WHERE id = ?1 AND state = 'pending'",
 	                        err, errlen);
 	if (st == NULL)
 		return DW_E_STORE;
@@ -213,7 +213,8 @@ int
 dw_outbox_note(struct dw_store *s, int64_t id, int64_t next_at, int64_t lease_until, const char *error, char *err,
                size_t errlen)
 {
-	sqlite3_stmt *st = prep(s, "UPDATE outbox SET next_at = ?2, lease_until = ?3, last_error = ?4 WHERE id = ?1",
+	sqlite3_stmt *st = prep(s, "UPDATE outbox SET next_at = ?2, lease_until = ?3, last_error = ?4 WHERE id = ?1"
+	                        " AND state = 'pending'",
 	                        err, errlen);
 	if (st == NULL)
 		return DW_E_STORE;
@@ -230,7 +231,7 @@ dw_outbox_retry(struct dw_store *s, int64_t id, int64_t next_at, const char *err
 {
 	sqlite3_stmt *st = prep(s,
 	                        "UPDATE outbox SET next_at = ?2, last_error = ?3, lease_until = 0, lease_pid = 0"
-	                        " WHERE id = ?1",
+	                        " WHERE id = ?1 AND state = 'pending'",
 	                        err, errlen);
 	if (st == NULL)
 		return DW_E_STORE;
@@ -239,6 +240,30 @@ dw_outbox_retry(struct dw_store *s, int64_t id, int64_t next_at, const char *err
 	if (error != NULL)
 		sqlite3_bind_text(st, 3, error, -1, SQLITE_STATIC);
 	return run(s, st, "cannot reschedule a notification", err, errlen);
+}
+
+int
+dw_outbox_release(struct dw_store *s, int64_t id, char *err, size_t errlen)
+{
+	sqlite3_stmt *st = prep(s,
+	                        "UPDATE outbox SET lease_until = 0, lease_pid = 0, attempts = MAX(attempts - 1, 0)"
+	                        " WHERE id = ?1 AND state = 'pending'",
+	                        err, errlen);
+	if (st == NULL)
+		return DW_E_STORE;
+	sqlite3_bind_int64(st, 1, id);
+	return run(s, st, "cannot give a claim back", err, errlen);
+}
+
+int
+dw_outbox_note_lease(struct dw_store *s, int64_t id, int64_t lease_until, char *err, size_t errlen)
+{
+	sqlite3_stmt *st = prep(s, "UPDATE outbox SET lease_until = ?2 WHERE id = ?1 AND state = 'pending'", err, errlen);
+	if (st == NULL)
+		return DW_E_STORE;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, lease_until);
+	return run(s, st, "cannot extend a lease", err, errlen);
 }
 
 int

@@ -100,7 +100,9 @@
  *      DW_NOTIFY_FAIL for a permanent one (bad credentials, channel not
  *      found). err gets a one-line reason in both failure cases.
  *   4. shutdown() (optional) frees the state when the agent stops or reloads
- *      its configuration (SIGHUP); a new init() follows on reload.
+ *      its configuration (SIGHUP); a new init() follows on reload. It is
+ *      called once for every init() that returned 0, even when *state was
+ *      left NULL.
  *
  * THREADING
  *   Each instance has its own delivery thread: notify() of one instance is

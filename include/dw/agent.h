@@ -36,6 +36,11 @@ int dw_agent_new(const struct dw_config *cfg, struct dw_agent_signals *sig, stru
                  size_t errlen);
 void dw_agent_free(struct dw_agent *a); /* logs out of every account */
 
+/* A function run after every pass of the loop (at least once a minute)
+ * and after dw_agent_once: main uses it to judge rules and queue the
+ * digest. It must not block for long. */
+void dw_agent_set_hook(struct dw_agent *a, void (*fn)(void *arg), void *arg);
+
 /* One pass over every account, no waiting. Returns DW_OK when every
  * account was processed, DW_E_SOURCE otherwise. */
 int dw_agent_once(struct dw_agent *a);

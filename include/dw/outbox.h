@@ -60,13 +60,19 @@ int dw_outbox_claim(struct dw_store *s, const char *notifier, int64_t only_id, i
                     struct dw_outbox_entry *e, char *err, size_t errlen);
 
 /* Outcomes of a claimed entry; each releases the lease. A delivered entry
- * keeps the error of its last failed attempt, for the audit trail. */
+ * keeps the error of its last failed attempt, for the audit trail. They
+ * only change a pending entry: a stale holder cannot undo a delivery. */
 int dw_outbox_delivered(struct dw_store *s, int64_t id, int64_t now, char *err, size_t errlen);
 int dw_outbox_retry(struct dw_store *s, int64_t id, int64_t next_at, const char *error, char *err, size_t errlen);
 int dw_outbox_dead(struct dw_store *s, int64_t id, int64_t now, const char *error, char *err, size_t errlen);
 /* Keep the lease while a timed-out call is still running, but record it. */
 int dw_outbox_note(struct dw_store *s, int64_t id, int64_t next_at, int64_t lease_until, const char *error,
                    char *err, size_t errlen);
+
+/* Give a claim back without an attempt (the process is stopping). */
+int dw_outbox_release(struct dw_store *s, int64_t id, char *err, size_t errlen);
+/* Extend a claim's lease (an outcome could not be written yet). */
+int dw_outbox_note_lease(struct dw_store *s, int64_t id, int64_t lease_until, char *err, size_t errlen);
 
 /* The earliest next_at of notifier's pending entries (only_id: that one),
  * or INT64_MAX when there is none. */

@@ -207,6 +207,13 @@ test_json(void)
 	}
 	dw_notification_free(b);
 	free(js);
+	/* A title cut in the middle of a character still encodes (U+FFFD). */
+	struct dw_notification cutn = n;
+	cutn.title = "caf\xc3";
+	cutn.table = NULL;
+	js = dw_notification_to_json(&cutn, 0);
+	ok(js != NULL && has(js, "\"title\":\"caf\\uFFFD\""), "invalid UTF-8 becomes U+FFFD, nothing is lost");
+	free(js);
 	static const char *const bad[][2] = {
 	    {"{\"title\": \"x\"}", "kind: expected one of alert, resolved, digest, test"},
 	    {"{\"kind\": \"alert\"}", "title: required"},
@@ -340,6 +347,9 @@ test_delivery(void)
 	char msg[128] = "token tok-5ecret-value here, twice: tok-5ecret-value";
 	dw_notifier_redact(dw_notifiers_find(ns, "flaky"), msg, sizeof msg);
 	is_str(msg, "token [secret] here, twice: [secret]", "secrets are masked in text");
+	char cut[64] = "a text cut short ends with tok-5ec";
+	dw_notifier_redact(dw_notifiers_find(ns, "flaky"), cut, sizeof cut);
+	is_str(cut, "a text cut short ends with [secret]", "the start of a secret at a cut end is masked too");
 
 	char err[512] = "";
 	struct dw_store *s = NULL;
