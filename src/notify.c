@@ -280,6 +280,12 @@ load_one(const struct dw_config *c, size_t idx, struct dw_cfg_msgs *msgs)
 	ni->path = nc->plugin[0] == '/' ? xstrdup(nc->plugin) : xasprintf("%s/%s.so", c->plugin_dir, nc->plugin);
 
 	char why[PATH_MAX + 512];
+	/* Judge and load the file a symlink points to, in its own directory. */
+	char *real = realpath(ni->path, NULL);
+	if (real != NULL) {
+		free(ni->path);
+		ni->path = real;
+	}
 	if (check_file(ni->path, why, sizeof why) != 0) {
 		if (nc->plugin[0] != '/' && access(ni->path, F_OK) != 0)
 			plugin_error(msgs, c, idx, "no plugin \"%s\" in %s (%s); set plugin_dir or give the .so's absolute path",

@@ -148,6 +148,17 @@ test_refusals(void)
 	e = load_fails(nf);
 	ok(has(e, "is writable by everyone, so the file could be replaced"), "a world-writable directory is refused");
 	free(e);
+	/* A symlink from a safe directory to that file is judged by the file's directory. */
+	char *safe = xasprintf("%s/safe", tmp), *link = xasprintf("%s/safe/link.so", tmp);
+	mkdir(safe, 0755);
+	ok(symlink(dst, link) == 0, "symlink made");
+	char *nl = xasprintf("  - name: x\n    plugin: %s\n    path: /dev/null\n", link);
+	e = load_fails(nl);
+	ok(has(e, "is writable by everyone"), "a symlink to a plugin in a world-writable directory is refused");
+	free(e);
+	free(nl);
+	free(link);
+	free(safe);
 	chmod(dir, 0755);
 	free(nf);
 	free(cmd);
