@@ -20,6 +20,7 @@
  */
 #include "dw/config.h"
 #include "dw/util.h"
+#include "dmarcwatch/notifier.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -31,8 +32,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <arpa/inet.h>
 
 #include <yaml.h>
 
@@ -534,8 +538,12 @@ syntax_error(struct builder *b, const yaml_parser_t *p, const char *buf, size_t 
 		snprintf(context, sizeof context, " (%s at line %zu, column %zu)", p->context,
 		         (size_t)p->context_mark.line + 1, (size_t)p->context_mark.column + 1);
 	size_t line = (size_t)p->problem_mark.line + 1;
+	/* "op: >=" reads as a block scalar header: say how to write it. */
+	int block = p->context != NULL && strcmp(p->context, "while scanning a block scalar") == 0;
 	err_at(x, (unsigned)line, (unsigned)p->problem_mark.column + 1, "syntax error: %s%s%s", problem, context,
-	       tab_indented(buf, len, line) ? "; indent with spaces, not tabs" : "");
+	       tab_indented(buf, len, line) ? "; indent with spaces, not tabs"
+	       : block                      ? "; a value starting with > or | must be quoted, like op: \">=\""
+	                                    : "");
 }
 
 /* Parse text into *root (NULL for an empty stream). Errors go to x. */
@@ -1241,7 +1249,7 @@ get_secret(struct ctx *x, const struct dw_cfg_node *map, const char *key, char *
 /* Sections                                                            */
 
 static const char *const top_keys[] = {"state_dir", "timezone",  "log",    "limits",     "accounts",
-                                       "notifiers", "plugin_dir", "outbox", "rules", NULL};
+                                       "notifiers", "plugin_dir", "outbox", "rules", "settle", "digest", NULL};
 static const char *const outbox_keys[] = {"keep", NULL};
 /* Keys of a notifiers: entry the agent keeps; every other goes to the plugin. */
 static const char *const notifier_host_keys[] = {"name",      "plugin",    "timeout",
@@ -1737,6 +1745,723 @@ load_notifiers(struct ctx *x, const struct dw_cfg_node *root, struct dw_config *
 	path_pop(x, saved);
 }
 
+/* ------------------------------------------------------------------ */
+/* Rules and the digest                                                */
+
+#define RULES_MAX 256
+#define RULE_LIST_MAX 1024           /* entries of one list (domains, sources...) */
+
+static const char *const rule_kind_names[] = {"threshold",        "baseline",      "new_source",
+                                              "missing_reporter", "policy_change", "report_health",
+                                              NULL};
+static const int rule_kind_v[] = {DW_RULE_THRESHOLD,        DW_RULE_BASELINE,      DW_RULE_NEW_SOURCE,
+                                  DW_RULE_MISSING_REPORTER, DW_RULE_POLICY_CHANGE, DW_RULE_REPORT_HEALTH};
+
+/* Which kinds use a key: bit (1 << kind). */
+#define RK(k) (1u << (k))
+#define RK_ALL (RK(DW_RULE_THRESHOLD) | RK(DW_RULE_BASELINE) | RK(DW_RULE_NEW_SOURCE) |               \
+                RK(DW_RULE_MISSING_REPORTER) | RK(DW_RULE_POLICY_CHANGE) | RK(DW_RULE_REPORT_HEALTH))
+#define RK_DOMAINS (RK_ALL & ~RK(DW_RULE_REPORT_HEALTH))
+static const struct {
+	const char *key;
+	unsigned kinds;
+} rule_keys[] = {
+    {"name", RK_ALL},
+    {"kind", RK_ALL},
+    {"domains", RK_DOMAINS},
+    {"severity", RK_ALL},
+    {"cooldown", RK_ALL},
+    {"resolve_after", RK_ALL},
+    {"notify", RK_ALL},
+    {"notify_resolved", RK_ALL},
+    {"runbook", RK_ALL},
+    {"enabled", RK_ALL},
+    {"ignore", RK_DOMAINS},
+    {"metric", RK(DW_RULE_THRESHOLD)},
+    {"window", RK(DW_RULE_THRESHOLD)},
+    {"op", RK(DW_RULE_THRESHOLD)},
+    {"value", RK(DW_RULE_THRESHOLD)},
+    {"min_messages", RK(DW_RULE_THRESHOLD) | RK(DW_RULE_BASELINE) | RK(DW_RULE_NEW_SOURCE)},
+    {"group", RK(DW_RULE_THRESHOLD) | RK(DW_RULE_BASELINE) | RK(DW_RULE_NEW_SOURCE)},
+    {"baseline_days", RK(DW_RULE_BASELINE)},
+    {"stat", RK(DW_RULE_BASELINE)},
+    {"drop_points", RK(DW_RULE_BASELINE)},
+    {"volume_change", RK(DW_RULE_BASELINE)},
+    {"volume_min", RK(DW_RULE_BASELINE)},
+    {"lookback", RK(DW_RULE_NEW_SOURCE)},
+    {"passing", RK(DW_RULE_NEW_SOURCE)},
+    {"seen_days", RK(DW_RULE_MISSING_REPORTER)},
+    {"of_days", RK(DW_RULE_MISSING_REPORTER)},
+    {"silent_days", RK(DW_RULE_MISSING_REPORTER)},
+    {"disagree", RK(DW_RULE_POLICY_CHANGE)},
+    {"invalid_share", RK(DW_RULE_REPORT_HEALTH)},
+    {"silence", RK(DW_RULE_REPORT_HEALTH)},
+    {"min_mails", RK(DW_RULE_REPORT_HEALTH)},
+};
+#define NRULE_KEYS (sizeof rule_keys / sizeof rule_keys[0])
+static const char *const ignore_keys[] = {"sources", "reporters", "reasons", NULL};
+static const char *const digest_keys[] = {"time", "notify", "domains", "top", NULL};
+static const char *const reason_names[] = {"forwarded",    "sampled_out", "trusted_forwarder", "mailing_list",
+                                           "local_policy", "other",       "policy_test_mode",  NULL};
+
+/* A list of single values, or one value written without the brackets.
+ * Each item is checked as a non-empty string and handed to fn with the
+ * path at the item. Returns like the getters. */
+typedef int (*item_fn)(struct ctx *x, const struct dw_cfg_node *n, void *arg);
+
+static int
+get_list(struct ctx *x, const struct dw_cfg_node *map, const char *key, item_fn fn, void *arg)
+{
+	const struct dw_cfg_node *l = lookup(map, key);
+	if (l == NULL)
+		return 0;
+	size_t saved = path_key(x, key);
+	int rc = 1;
+	if (l->type == DW_CFG_MAP) {
+		err_node(x, l, "expected a list ([a, b] or \"- a\" lines), got a mapping");
+		rc = -1;
+	} else if (l->type == DW_CFG_SCALAR) {
+		rc = check_str(x, l) == 1 ? fn(x, l, arg) : -1;
+	} else if (l->nitems == 0) {
+		err_node(x, l, "an empty list; leave the key out instead");
+		rc = -1;
+	} else if (l->nitems > RULE_LIST_MAX) {
+		err_node(x, l, "more than %d entries", RULE_LIST_MAX);
+		rc = -1;
+	} else {
+		for (size_t i = 0; i < l->nitems; i++) {
+			size_t s2 = path_index(x, i);
+			if (check_str(x, l->items[i]) != 1 || fn(x, l->items[i], arg) != 1)
+				rc = -1;
+			path_pop(x, s2);
+		}
+	}
+	path_pop(x, saved);
+	return rc;
+}
+
+struct str_list {
+	char ***v;
+	size_t *n;
+	const struct dw_config *c;   /* notifier names are checked against it */
+};
+
+/* Add s (consumed) unless it is there already (case-insensitively). */
+static int
+str_list_add(struct ctx *x, const struct dw_cfg_node *n, struct str_list *l, char *s)
+{
+	char q[96];
+	for (size_t i = 0; i < *l->n; i++) {
+		if (strcasecmp((*l->v)[i], s) == 0) {
+			err_node(x, n, "%s is listed twice", quote(s, q, sizeof q));
+			free(s);
+			return -1;
+		}
+	}
+	*l->v = xreallocarray(*l->v, *l->n + 1, sizeof **l->v);
+	(*l->v)[(*l->n)++] = s;
+	return 1;
+}
+
+/* A domain name, stored in lower case. No wildcards: a rule names the
+ * policy domains the reports are about. */
+static int
+domain_item(struct ctx *x, const struct dw_cfg_node *n, void *arg)
+{
+	const char *v = n->value;
+	size_t len = strlen(v);
+	int good = len <= 253 && v[0] != '.' && v[len - 1] != '.' && strstr(v, "..") == NULL;
+	for (const char *p = v; good && *p != '\0'; p++)
+		if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_' && *p != '.')
+			good = 0;
+	if (!good) {
+		char q[96];
+		err_node(x, n, "expected a domain name like example.com, got %s", quote(v, q, sizeof q));
+		return -1;
+	}
+	char *s = xstrdup(v);
+	for (char *p = s; *p != '\0'; p++)
+		*p = (char)tolower((unsigned char)*p);
+	return str_list_add(x, n, arg, s);
+}
+
+/* The name of a configured notifier. */
+static int
+notifier_item(struct ctx *x, const struct dw_cfg_node *n, void *arg)
+{
+	struct str_list *l = arg;
+	for (size_t i = 0; i < l->c->nnotifiers; i++)
+		if (l->c->notifiers[i].name != NULL && strcmp(l->c->notifiers[i].name, n->value) == 0)
+			return str_list_add(x, n, l, xstrdup(n->value));
+	char names[400] = "", q[96], hint[96] = "";
+	size_t shown = 0, bestd = SIZE_MAX;
+	for (size_t i = 0; i < l->c->nnotifiers; i++) {
+		const char *name = l->c->notifiers[i].name;
+		size_t o = strlen(names);
+		if (name == NULL)
+			continue;
+		size_t dist = edit_distance(n->value, name);
+		if (dist < bestd && dist <= (strlen(n->value) <= 4 ? 1u : 2u)) {
+			bestd = dist;
+			snprintf(hint, sizeof hint, "did you mean %.64s? ", name);
+		}
+		if (o + strlen(name) + 8 >= sizeof names) {
+			snprintf(names + o, sizeof names - o, ", ...");
+			break;
+		}
+		snprintf(names + o, sizeof names - o, "%s%s", shown++ > 0 ? ", " : "", name);
+	}
+	if (shown == 0)
+		err_node(x, n, "%s is not a configured notifier (there are none: define it under notifiers:)",
+		         quote(n->value, q, sizeof q));
+	else
+		err_node(x, n, "%s is not a configured notifier (%sconfigured: %s)", quote(n->value, q, sizeof q), hint,
+		         names);
+	return -1;
+}
+
+/* A reporter's org_name, as it appears in the reports. */
+static int
+reporter_item(struct ctx *x, const struct dw_cfg_node *n, void *arg)
+{
+	return str_list_add(x, n, arg, xstrdup(n->value));
+}
+
+static int
+reason_item(struct ctx *x, const struct dw_cfg_node *n, void *arg)
+{
+	for (size_t i = 0; reason_names[i] != NULL; i++)
+		if (strcasecmp(n->value, reason_names[i]) == 0)
+			return str_list_add(x, n, arg, xstrdup(reason_names[i]));
+	char q[96];
+	err_node(x, n,
+	         "expected an override reason: forwarded, sampled_out, trusted_forwarder, mailing_list, "
+	         "local_policy, other or policy_test_mode, got %s",
+	         quote(n->value, q, sizeof q));
+	return -1;
+}
+
+struct cidr_list {
+	struct dw_cidr **v;
+	size_t *n;
+};
+
+/* "192.0.2.0/24", "2001:db8::/32" or a bare address (a /32 or /128).
+ * Host bits are cleared: 192.0.2.7/24 is 192.0.2.0/24. */
+static int
+cidr_item(struct ctx *x, const struct dw_cfg_node *n, void *arg)
+{
+	struct cidr_list *l = arg;
+	struct dw_cidr net;
+	char q[96], addr[64];
+	const char *v = n->value, *slash = strchr(v, '/');
+	size_t alen = slash != NULL ? (size_t)(slash - v) : strlen(v);
+
+	memset(&net, 0, sizeof net);
+	int ok = alen < sizeof addr;
+	if (ok) {
+		memcpy(addr, v, alen);
+		addr[alen] = '\0';
+		if (inet_pton(AF_INET, addr, net.addr) == 1) {
+			net.family = AF_INET;
+			net.bits = 32;
+		} else if (inet_pton(AF_INET6, addr, net.addr) == 1) {
+			net.family = AF_INET6;
+			net.bits = 128;
+		} else {
+			ok = 0;
+		}
+	}
+	if (!ok) {
+		err_node(x, n, "expected an IP address or a network like 192.0.2.0/24 or 2001:db8::/32, got %s",
+		         quote(v, q, sizeof q));
+		return -1;
+	}
+	if (slash != NULL) {
+		uint64_t bits;
+		unsigned max = net.bits;
+		if (parse_uint(slash + 1, &bits) != NUM_OK || bits > max) {
+			err_node(x, n, "the prefix length after / must be from 0 to %u for an %s address, got %s", max,
+			         net.family == AF_INET ? "IPv4" : "IPv6", quote(v, q, sizeof q));
+			return -1;
+		}
+		net.bits = (unsigned)bits;
+	}
+	for (unsigned b = net.bits; b < 128; b++)
+		net.addr[b / 8] &= (unsigned char)~(0x80u >> (b % 8));
+	for (size_t i = 0; i < *l->n; i++) {
+		const struct dw_cidr *o = &(*l->v)[i];
+		if (o->family == net.family && o->bits == net.bits && memcmp(o->addr, net.addr, 16) == 0) {
+			err_node(x, n, "%s is the same network as an earlier entry", quote(v, q, sizeof q));
+			return -1;
+		}
+	}
+	*l->v = xreallocarray(*l->v, *l->n + 1, sizeof **l->v);
+	(*l->v)[(*l->n)++] = net;
+	return 1;
+}
+
+/* "12", "2.5", and with pct set also "5%". Parsed by hand: strtod
+ * follows the locale's decimal point. */
+static int
+parse_number(const char *s, int *pct, double *v)
+{
+	uint64_t mant = 0;
+	unsigned digits = 0, frac = 0;
+	const char *p = s;
+	if (!isdigit((unsigned char)*p))
+		return NUM_BAD;
+	for (; isdigit((unsigned char)*p); p++, digits++)
+		mant = mant * 10 + (uint64_t)(*p - '0');
+	if (*p == '.') {
+		for (p++; isdigit((unsigned char)*p); p++, digits++, frac++)
+			mant = mant * 10 + (uint64_t)(*p - '0');
+		if (frac == 0)
+			return NUM_BAD;
+	}
+	if (digits > 15) /* exact in a double; nobody needs more */
+		return NUM_BAD;
+	*pct = *p == '%';
+	if (*pct)
+		p++;
+	if (*p != '\0')
+		return NUM_BAD;
+	double scale = 1;
+	for (unsigned i = 0; i < frac; i++)
+		scale *= 10;
+	*v = (double)mant / scale;   /* both exact, so one rounding, like strtod */
+	return NUM_OK;
+}
+
+/*
+ * A number from min to max. With pct, a "%" after it is allowed (the value
+ * is a percentage either way); without, a "%" is refused with why.
+ */
+static int
+get_number(struct ctx *x, const struct dw_cfg_node *map, const char *key, int pct, const char *why, double min,
+           double max, double *out)
+{
+	const struct dw_cfg_node *n = lookup(map, key);
+	if (n == NULL)
+		return 0;
+	size_t saved = path_key(x, key);
+	int rc = -1, has_pct = 0;
+	double v = 0;
+	if (scalar(x, n) != NULL) {
+		char q[96];
+		if (parse_number(n->value, &has_pct, &v) != NUM_OK)
+			err_node(x, n, "expected %s, got %s", pct ? "a percentage like 5 or 5%" : "a number like 10 or 2.5",
+			         quote(n->value, q, sizeof q));
+		else if (has_pct && !pct)
+			err_node(x, n, "%s, got %s", why, quote(n->value, q, sizeof q));
+		else if (v < min || v > max)
+			err_node(x, n, "must be from %g to %g%s, got %s", min, max, pct ? " (percent)" : "",
+			         quote(n->value, q, sizeof q));
+		else {
+			*out = v;
+			rc = 1;
+		}
+	}
+	path_pop(x, saved);
+	return rc;
+}
+
+/* Whole days written as a duration: "1d", "7d", "48h" (= 2d). */
+static int
+get_days(struct ctx *x, const struct dw_cfg_node *map, const char *key, unsigned min, unsigned max,
+         unsigned *out)
+{
+	const struct dw_cfg_node *n = lookup(map, key);
+	if (n == NULL)
+		return 0;
+	size_t saved = path_key(x, key);
+	int rc = -1;
+	if (scalar(x, n) != NULL) {
+		char q[96];
+		uint64_t secs = 0;
+		int prc = parse_duration(n->value, &secs);
+		int bare = n->value[strspn(n->value, "0123456789")] == '\0'; /* seconds, not days */
+		if (prc == NUM_BAD || (prc == NUM_OK && (bare || secs % 86400 != 0)))
+			err_node(x, n, "expected whole days like 1d or 7d, got %s", quote(n->value, q, sizeof q));
+		else if (prc != NUM_OK || secs / 86400 < min || secs / 86400 > max)
+			err_node(x, n, "must be from %ud to %ud, got %s", min, max, quote(n->value, q, sizeof q));
+		else {
+			*out = (unsigned)(secs / 86400);
+			rc = 1;
+		}
+	}
+	path_pop(x, saved);
+	return rc;
+}
+
+/* "only used with kind: threshold, baseline or new_source". */
+static void
+kind_list(unsigned kinds, char *buf, size_t len)
+{
+	size_t n = 0, total = 0;
+	buf[0] = '\0';
+	for (size_t i = 0; rule_kind_names[i] != NULL; i++)
+		if (kinds & RK(rule_kind_v[i]))
+			total++;
+	for (size_t i = 0; rule_kind_names[i] != NULL; i++) {
+		if (!(kinds & RK(rule_kind_v[i])))
+			continue;
+		size_t o = strlen(buf);
+		snprintf(buf + o, len - o, "%s%s", n == 0 ? "" : n + 1 == total ? " or " : ", ", rule_kind_names[i]);
+		n++;
+	}
+}
+
+/* Keys of the other kinds, refused at the key. */
+static void
+rule_misplaced(struct ctx *x, const struct dw_cfg_node *m, enum dw_rule_kind kind)
+{
+	for (size_t i = 0; i < m->nitems; i++) {
+		const struct dw_cfg_node *n = m->items[i];
+		for (size_t k = 0; k < NRULE_KEYS; k++) {
+			if (strcmp(n->key, rule_keys[k].key) != 0 || (rule_keys[k].kinds & RK(kind)))
+				continue;
+			char list[160];
+			size_t saved = path_key(x, n->key);
+			if (kind == DW_RULE_REPORT_HEALTH && rule_keys[k].kinds == RK_DOMAINS)
+				err_key(x, n, "not used with kind: report_health (it watches the accounts' report mail, "
+				              "not domains)");
+			else {
+				kind_list(rule_keys[k].kinds, list, sizeof list);
+				err_key(x, n, "only used with kind: %s", list);
+			}
+			path_pop(x, saved);
+		}
+	}
+}
+
+static void
+load_rule_ignore(struct ctx *x, const struct dw_cfg_node *m, struct dw_rule_cfg *r)
+{
+	const struct dw_cfg_node *ig = get_map(x, m, "ignore", NULL);
+	if (ig == NULL)
+		return;
+	size_t saved = path_key(x, "ignore");
+	check_keys(x, ig, ignore_keys);
+	struct cidr_list nets = {&r->ignore_sources, &r->nignore_sources};
+	struct str_list reps = {&r->ignore_reporters, &r->nignore_reporters, NULL};
+	struct str_list reasons = {&r->ignore_reasons, &r->nignore_reasons, NULL};
+	get_list(x, ig, "sources", cidr_item, &nets);
+	get_list(x, ig, "reporters", reporter_item, &reps);
+	get_list(x, ig, "reasons", reason_item, &reasons);
+	path_pop(x, saved);
+}
+
+static void
+load_threshold(struct ctx *x, const struct dw_cfg_node *m, struct dw_rule_cfg *r)
+{
+	static const char *const metrics[] = {"messages",        "dmarc_pass",      "dmarc_fail",  "dmarc_fail_rate",
+	                                      "dmarc_pass_rate", "dkim_fail",       "dkim_fail_rate", "spf_fail",
+	                                      "spf_fail_rate",   "quarantined",     "rejected",    NULL};
+	static const int metric_v[] = {DW_M_MESSAGES,       DW_M_DMARC_PASS,     DW_M_DMARC_FAIL, DW_M_DMARC_FAIL_RATE,
+	                               DW_M_DMARC_PASS_RATE, DW_M_DKIM_FAIL,     DW_M_DKIM_FAIL_RATE, DW_M_SPF_FAIL,
+	                               DW_M_SPF_FAIL_RATE,  DW_M_QUARANTINED,    DW_M_REJECTED};
+	static const char *const ops[] = {">", ">=", "<", "<=", "gt", "ge", "lt", "le", NULL};
+	static const int op_v[] = {DW_OP_GT, DW_OP_GE, DW_OP_LT, DW_OP_LE, DW_OP_GT, DW_OP_GE, DW_OP_LT, DW_OP_LE};
+	int v;
+	int mrc = get_enum(x, m, "metric", metrics, metric_v, &v);
+	if (mrc == 1)
+		r->metric = (enum dw_metric)v;
+	else if (mrc == 0)
+		missing(x, m, "metric",
+		        "required for kind: threshold: messages, dmarc_pass, dmarc_fail, dmarc_fail_rate, "
+		        "dmarc_pass_rate, dkim_fail, dkim_fail_rate, spf_fail, spf_fail_rate, quarantined or rejected");
+	r->window = 1;
+	get_days(x, m, "window", 1, 31, &r->window);
+
+	r->op = DW_OP_GT;
+	const struct dw_cfg_node *on = lookup(m, "op");
+	if (on != NULL && on->type == DW_CFG_SCALAR && on->value[0] == '\0' && on->quoted) {
+		/* "op: >" unquoted is an empty YAML folded block. */
+		size_t saved = path_key(x, "op");
+		err_node(x, on, "expected \">\", \">=\", \"<\" or \"<=\" in quotes (a bare > starts a YAML block)");
+		path_pop(x, saved);
+	} else if (get_enum(x, m, "op", ops, op_v, &v) == 1) {
+		r->op = (enum dw_op)v;
+	}
+
+	int rate = r->metric == DW_M_DMARC_FAIL_RATE || r->metric == DW_M_DMARC_PASS_RATE ||
+	           r->metric == DW_M_DKIM_FAIL_RATE || r->metric == DW_M_SPF_FAIL_RATE;
+	const char *mname = "the metric";
+	for (size_t i = 0; mrc == 1 && metrics[i] != NULL; i++)
+		if (metric_v[i] == (int)r->metric)
+			mname = metrics[i];
+	char why[160];
+	snprintf(why, sizeof why, "%s is a count of messages, not a rate: write the number without %%", mname);
+	int vrc = get_number(x, m, "value", rate || mrc != 1, why, 0, rate ? 100 : 1e12, &r->value);
+	if (vrc == 0)
+		missing(x, m, "value", "required for kind: threshold (the limit; rates in percent, like 5%%)");
+
+	r->min_messages = 100;
+	get_uint(x, m, "min_messages", 0, 1000000000, &r->min_messages);
+}
+
+static void
+load_baseline(struct ctx *x, const struct dw_cfg_node *m, struct dw_rule_cfg *r)
+{
+	static const char *const stats[] = {"median", "mean", NULL};
+	static const int stat_v[] = {0, 1};
+	r->baseline_days = 14;
+	get_unsigned(x, m, "baseline_days", 3, 90, &r->baseline_days);
+	get_enum(x, m, "stat", stats, stat_v, &r->use_mean);
+	int drop = get_number(x, m, "drop_points", 0,
+	                      "a drop of the DMARC pass rate in percentage points: write it without %", 0.1, 100,
+	                      &r->drop_points);
+	int vol = get_number(x, m, "volume_change", 1, NULL, 1, 100000, &r->volume_pct);
+	int vmin = get_uint(x, m, "volume_min", 0, 1000000000, &r->volume_min);
+	if (drop == 0 && vol == 0)
+		missing(x, m, "drop_points",
+		        "kind: baseline needs drop_points (pass-rate drop in points) or volume_change (in %%), or both");
+	if (vmin == 1 && vol == 0) {
+		size_t saved = path_key(x, "volume_min");
+		err_key(x, lookup(m, "volume_min"), "only used with volume_change");
+		path_pop(x, saved);
+	}
+	r->min_messages = 100;
+	get_uint(x, m, "min_messages", 0, 1000000000, &r->min_messages);
+}
+
+static void
+load_new_source(struct ctx *x, const struct dw_cfg_node *m, struct dw_rule_cfg *r)
+{
+	static const char *const groups[] = {"net", "ip", NULL};
+	static const int group_v[] = {0, 1};
+	static const char *const passings[] = {"any", "pass", "fail", NULL};
+	static const int passing_v[] = {-1, 1, 0};
+	r->min_messages = 10;
+	get_uint(x, m, "min_messages", 1, 1000000000, &r->min_messages);
+	r->lookback = 30;
+	get_days(x, m, "lookback", 1, 365, &r->lookback);
+	get_enum(x, m, "group", groups, group_v, &r->group_ip);
+	r->passing = -1;
+	get_enum(x, m, "passing", passings, passing_v, &r->passing);
+}
+
+static void
+load_missing_reporter(struct ctx *x, const struct dw_cfg_node *m, struct dw_rule_cfg *r)
+{
+	r->seen_days = 5;
+	r->of_days = 7;
+	r->silent_days = 2;
+	int seen = get_unsigned(x, m, "seen_days", 1, 90, &r->seen_days);
+	int of = get_unsigned(x, m, "of_days", 1, 90, &r->of_days);
+	get_unsigned(x, m, "silent_days", 1, 90, &r->silent_days);
+	if (seen >= 0 && of >= 0 && r->seen_days > r->of_days) {
+		const char *key = seen == 1 ? "seen_days" : "of_days";
+		const struct dw_cfg_node *n = lookup(m, key);
+		size_t saved = path_key(x, key);
+		err_node(x, n, "seen_days (%u) must not be more than of_days (%u)", r->seen_days, r->of_days);
+		path_pop(x, saved);
+	}
+}
+
+static void
+load_report_health(struct ctx *x, const struct dw_cfg_node *m, struct dw_rule_cfg *r)
+{
+	int share = get_number(x, m, "invalid_share", 1, NULL, 0.1, 100, &r->invalid_share);
+	int sil = get_duration(x, m, "silence", 3600, 90u * 86400, &r->silence);
+	if (share == 0 && sil == 0)
+		missing(x, m, "silence",
+		        "kind: report_health needs silence (no report mail for this long) or invalid_share (in %%), "
+		        "or both");
+	r->min_mails = 5;
+	get_uint(x, m, "min_mails", 1, 1000000, &r->min_mails);
+}
+
+static void
+load_rule(struct ctx *x, const struct dw_cfg_node *m, struct dw_config *c, size_t idx)
+{
+	static const char *const sevs[] = {"info", "warning", "critical", NULL};
+	static const int sev_v[] = {DW_SEV_INFO, DW_SEV_WARNING, DW_SEV_CRITICAL};
+	static const char *const groups[] = {"domain", "source", "reporter", NULL};
+	static const int group_v[] = {DW_GROUP_DOMAIN, DW_GROUP_SOURCE, DW_GROUP_REPORTER};
+	struct dw_rule_cfg *r = &c->rules[idx];
+	const char *keys[NRULE_KEYS + 1];
+	int v;
+
+	r->line = m->line;
+	r->col = m->col;
+	r->enabled = 1;
+	r->group = DW_GROUP_DOMAIN;
+	r->severity = DW_SEV_WARNING;
+	r->cooldown = 86400;
+	r->resolve_after = 2;
+	r->disagree = 1;
+	r->passing = -1;
+	if (m->type != DW_CFG_MAP) {
+		err_node(x, m, "expected a rule (name:, kind: and its settings), got %s", type_name(m));
+		return;
+	}
+	for (size_t k = 0; k < NRULE_KEYS; k++)
+		keys[k] = rule_keys[k].key;
+	keys[NRULE_KEYS] = NULL;
+	check_keys(x, m, keys);
+
+	if (get_str(x, m, "name", &r->name) == 0)
+		missing(x, m, "name", "required: a unique name for alerts and logs (letters, digits, '_', '-', '.')");
+	if (r->name != NULL) {
+		const struct dw_cfg_node *n = lookup(m, "name");
+		size_t saved = path_key(x, "name");
+		char q[96];
+		if (!name_ok(r->name))
+			err_node(x, n, "expected up to 64 letters, digits, '_', '-' or '.', got %s",
+			         quote(r->name, q, sizeof q));
+		for (size_t i = 0; i < idx; i++) {
+			if (c->rules[i].name != NULL && strcmp(c->rules[i].name, r->name) == 0) {
+				err_node(x, n, "%s is already the name of rules[%zu] (line %u)", quote(r->name, q, sizeof q), i,
+				         c->rules[i].line);
+				break;
+			}
+		}
+		path_pop(x, saved);
+	}
+
+	int krc = get_enum(x, m, "kind", rule_kind_names, rule_kind_v, &v);
+	if (krc == 1)
+		r->kind = (enum dw_rule_kind)v;
+	else if (krc == 0)
+		missing(x, m, "kind",
+		        "required: threshold, baseline, new_source, missing_reporter, policy_change or report_health");
+
+	get_bool(x, m, "enabled", &r->enabled);
+	if (get_enum(x, m, "severity", sevs, sev_v, &v) == 1)
+		r->severity = v;
+	get_duration(x, m, "cooldown", 0, 30u * 86400, &r->cooldown);
+	get_unsigned(x, m, "resolve_after", 1, 60, &r->resolve_after);
+	get_bool(x, m, "notify_resolved", &r->notify_resolved);
+	struct str_list notify = {&r->notify, &r->nnotify, c};
+	int nrc = get_list(x, m, "notify", notifier_item, &notify);
+	if (get_str(x, m, "runbook", &r->runbook) == 1) {
+		const char *u = r->runbook;
+		size_t skip = strncasecmp(u, "https://", 8) == 0 ? 8 : strncasecmp(u, "http://", 7) == 0 ? 7 : 0;
+		if (skip == 0 || u[skip] == '\0' || u[skip] == '/' || strchr(u, ' ') != NULL) {
+			size_t saved = path_key(x, "runbook");
+			err_node(x, lookup(m, "runbook"), "expected an http:// or https:// URL (the page saying what to do)");
+			path_pop(x, saved);
+		}
+	}
+	if (r->kind != DW_RULE_REPORT_HEALTH) {
+		struct str_list doms = {&r->domains, &r->ndomains, NULL};
+		get_list(x, m, "domains", domain_item, &doms);
+		load_rule_ignore(x, m, r);
+	}
+	if (r->kind == 0)
+		return; /* the kind's own keys mean nothing without it */
+	rule_misplaced(x, m, r->kind);
+	if (r->kind == DW_RULE_THRESHOLD || r->kind == DW_RULE_BASELINE) {
+		if (get_enum(x, m, "group", groups, group_v, &v) == 1)
+			r->group = (enum dw_group_by)v;
+	}
+	switch (r->kind) {
+	case DW_RULE_THRESHOLD:
+		load_threshold(x, m, r);
+		break;
+	case DW_RULE_BASELINE:
+		load_baseline(x, m, r);
+		break;
+	case DW_RULE_NEW_SOURCE:
+		load_new_source(x, m, r);
+		break;
+	case DW_RULE_MISSING_REPORTER:
+		load_missing_reporter(x, m, r);
+		break;
+	case DW_RULE_POLICY_CHANGE:
+		get_bool(x, m, "disagree", &r->disagree);
+		break;
+	case DW_RULE_REPORT_HEALTH:
+		load_report_health(x, m, r);
+		break;
+	}
+	if (nrc == 0 && r->enabled) {
+		size_t saved = path_key(x, "notify");
+		warn_at(x, m->line, m->col, "no notifiers: this rule's alerts are recorded (and shown by replay) but "
+		                            "sent nowhere");
+		path_pop(x, saved);
+	}
+}
+
+static void
+load_rules(struct ctx *x, const struct dw_cfg_node *root, struct dw_config *c)
+{
+	c->settle = 36 * 3600;
+	get_duration(x, root, "settle", 3600, 7 * 86400, &c->settle);
+
+	const struct dw_cfg_node *l = lookup(root, "rules");
+	if (l == NULL)
+		return;
+	size_t saved = path_key(x, "rules");
+	if (l->type != DW_CFG_SEQ) {
+		err_node(x, l, "expected a list of rules (each starting with \"- name:\"), got %s", type_name(l));
+	} else if (l->nitems > RULES_MAX) {
+		err_node(x, l, "more than %d rules", RULES_MAX);
+	} else if (l->nitems > 0) {
+		c->rules = xcalloc(l->nitems, sizeof *c->rules);
+		c->nrules = l->nitems;
+		for (size_t i = 0; i < l->nitems; i++) {
+			size_t s2 = path_index(x, i);
+			load_rule(x, l->items[i], c, i);
+			path_pop(x, s2);
+		}
+	}
+	path_pop(x, saved);
+}
+
+/* "09:00" or "9:00", 00:00 to 23:59. */
+static int
+get_time_of_day(struct ctx *x, const struct dw_cfg_node *map, const char *key, unsigned *hour, unsigned *minute)
+{
+	const struct dw_cfg_node *n = lookup(map, key);
+	if (n == NULL)
+		return 0;
+	size_t saved = path_key(x, key);
+	int rc = -1;
+	if (scalar(x, n) != NULL) {
+		const char *s = n->value;
+		size_t h = strspn(s, "0123456789");
+		int good = (h == 1 || h == 2) && s[h] == ':' && strspn(s + h + 1, "0123456789") == 2 && s[h + 3] == '\0';
+		unsigned hh = good ? (unsigned)atoi(s) : 0, mm = good ? (unsigned)atoi(s + h + 1) : 0;
+		if (good && hh < 24 && mm < 60) {
+			*hour = hh;
+			*minute = mm;
+			rc = 1;
+		} else {
+			char q[96];
+			err_node(x, n, "expected a local time like 09:00 (HH:MM, 00:00 to 23:59), got %s",
+			         quote(s, q, sizeof q));
+		}
+	}
+	path_pop(x, saved);
+	return rc;
+}
+
+static void
+load_digest(struct ctx *x, const struct dw_cfg_node *root, struct dw_config *c)
+{
+	struct dw_digest_cfg *d = &c->digest;
+	d->hour = 9;
+	d->minute = 0;
+	d->top = 10;
+	const struct dw_cfg_node *m = get_map(x, root, "digest", NULL);
+	if (m == NULL)
+		return;
+	d->enabled = 1;
+	size_t saved = path_key(x, "digest");
+	check_keys(x, m, digest_keys);
+	get_time_of_day(x, m, "time", &d->hour, &d->minute);
+	struct str_list notify = {&d->notify, &d->nnotify, c};
+	if (get_list(x, m, "notify", notifier_item, &notify) == 0)
+		missing(x, m, "notify", "required: the notifiers the digest is sent to");
+	struct str_list doms = {&d->domains, &d->ndomains, NULL};
+	get_list(x, m, "domains", domain_item, &doms);
+	get_unsigned(x, m, "top", 1, 100, &d->top);
+	path_pop(x, saved);
+}
+
 static void
 load_top(struct ctx *x, const struct dw_cfg_node *root, struct dw_config *c)
 {
@@ -1747,16 +2472,6 @@ load_top(struct ctx *x, const struct dw_cfg_node *root, struct dw_config *c)
 	dw_limits_default(&c->limits);
 
 	check_keys(x, root, top_keys);
-	static const char *const later[] = {"rules"};
-	for (size_t i = 0; i < 1; i++) {
-		for (size_t k = 0; k < root->nitems; k++) {
-			if (strcmp(root->items[k]->key, later[i]) != 0)
-				continue;
-			size_t saved = path_key(x, later[i]);
-			err_key(x, root->items[k], "not supported yet by this version of dmarcwatch");
-			path_pop(x, saved);
-		}
-	}
 	if (get_path(x, root, "state_dir", &c->state_dir) == 1) {
 		/* "/var/lib/dw/" and "/var/lib/dw" are the same; keep "/" whole. */
 		size_t l = strlen(c->state_dir);
@@ -1779,6 +2494,8 @@ load_top(struct ctx *x, const struct dw_cfg_node *root, struct dw_config *c)
 		path_pop(x, saved);
 	}
 	load_notifiers(x, root, c);
+	load_rules(x, root, c);  /* after notifiers: rules name them */
+	load_digest(x, root, c);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1937,6 +2654,26 @@ account_free(struct dw_account_cfg *a)
 	free(a->authserv_ids);
 }
 
+static void
+free_strv(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+static void
+rule_free(struct dw_rule_cfg *r)
+{
+	free(r->name);
+	free_strv(r->domains, r->ndomains);
+	free_strv(r->notify, r->nnotify);
+	free(r->runbook);
+	free(r->ignore_sources);
+	free_strv(r->ignore_reporters, r->nignore_reporters);
+	free_strv(r->ignore_reasons, r->nignore_reasons);
+}
+
 void
 dw_config_free(struct dw_config *c)
 {
@@ -1956,6 +2693,11 @@ dw_config_free(struct dw_config *c)
 		free(nc->kv);
 	}
 	free(c->notifiers);
+	for (size_t i = 0; i < c->nrules; i++)
+		rule_free(&c->rules[i]);
+	free(c->rules);
+	free_strv(c->digest.notify, c->digest.nnotify);
+	free_strv(c->digest.domains, c->digest.ndomains);
 	free(c->plugin_dir);
 	free(c->basedir);
 	node_free(c->root);

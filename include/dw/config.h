@@ -104,6 +104,88 @@ struct dw_notifier_cfg {
 	size_t nkv;
 };
 
+/* ---- rules and the digest (rules.h evaluates them) ---- */
+enum dw_rule_kind {
+	DW_RULE_THRESHOLD = 1,   /* a metric over a window against a value */
+	DW_RULE_BASELINE,        /* the latest settled day against the trailing N days */
+	DW_RULE_NEW_SOURCE,      /* a sender not seen in the previous lookback days */
+	DW_RULE_MISSING_REPORTER,/* a regular reporter gone silent */
+	DW_RULE_POLICY_CHANGE,   /* policy_published changed, or reporters disagree */
+	DW_RULE_REPORT_HEALTH    /* invalid/untrusted report mail, or no report mail at all */
+};
+enum dw_metric {
+	DW_M_MESSAGES = 1, DW_M_DMARC_PASS, DW_M_DMARC_FAIL, DW_M_DMARC_FAIL_RATE, DW_M_DKIM_FAIL,
+	DW_M_DKIM_FAIL_RATE, DW_M_SPF_FAIL, DW_M_SPF_FAIL_RATE, DW_M_QUARANTINED, DW_M_REJECTED,
+	DW_M_DMARC_PASS_RATE
+};
+enum dw_group_by { DW_GROUP_DOMAIN = 1, DW_GROUP_SOURCE, DW_GROUP_REPORTER };
+enum dw_op { DW_OP_GT = 1, DW_OP_GE, DW_OP_LT, DW_OP_LE };
+
+/* An IPv4 or IPv6 network: addr in network order (IPv4 in the first 4 bytes). */
+struct dw_cidr {
+	int family;                  /* AF_INET or AF_INET6 */
+	unsigned char addr[16];
+	unsigned bits;
+};
+
+struct dw_rule_cfg {
+	char *name;                  /* unique */
+	unsigned line, col;
+	enum dw_rule_kind kind;
+	int enabled;                 /* default 1 */
+	char **domains;              /* scope; none = every domain */
+	size_t ndomains;
+	enum dw_group_by group;      /* threshold/baseline groups (default domain) */
+	int severity;                /* DW_SEV_* of dmarcwatch/notifier.h; default warning */
+	unsigned cooldown;           /* seconds between updates of an open alert; default 24 h */
+	unsigned resolve_after;      /* settled days the condition must be false; default 2 */
+	int notify_resolved;         /* default 0 */
+	char **notify;               /* notifier names (checked against notifiers:) */
+	size_t nnotify;
+	char *runbook;               /* URL or NULL */
+	/* ignore: */
+	struct dw_cidr *ignore_sources;
+	size_t nignore_sources;
+	char **ignore_reporters;     /* org_name, compared case-insensitively */
+	size_t nignore_reporters;
+	char **ignore_reasons;       /* override reason types: forwarded, mailing_list... */
+	size_t nignore_reasons;
+	/* threshold: metric over window days, op value; groups under min_messages never fire */
+	enum dw_metric metric;
+	unsigned window;             /* days, default 1 */
+	enum dw_op op;               /* default > */
+	double value;                /* rates are percentages 0..100 */
+	uint64_t min_messages;       /* default 100 (threshold, baseline); 10 (new_source) */
+	/* baseline: against the median (or mean) of the previous baseline_days days */
+	unsigned baseline_days;      /* default 14 */
+	int use_mean;                /* stat: mean; default median */
+	double drop_points;          /* pass-rate drop in points that fires; 0 = off */
+	double volume_pct;           /* volume change in % that fires (up or down); 0 = off */
+	uint64_t volume_min;         /* ... and at least this many messages of change */
+	/* new_source */
+	unsigned lookback;           /* days, default 30 */
+	int group_ip;                /* group: ip (else /24 and /56 networks) */
+	int passing;                 /* -1 any (default), 1 only DMARC-passing, 0 only failing */
+	/* missing_reporter: seen on >= seen_days of the last of_days days, silent >= silent_days */
+	unsigned seen_days, of_days, silent_days;
+	/* policy_change */
+	int disagree;                /* also fire when reporters disagree on one day; default 1 */
+	/* report_health */
+	double invalid_share;        /* % of invalid+untrusted report mails that fires; 0 = off */
+	unsigned silence;            /* seconds without any report mail on an account; 0 = off */
+	uint64_t min_mails;          /* mails needed before invalid_share is judged; default 5 */
+};
+
+struct dw_digest_cfg {
+	int enabled;                 /* a digest: section is present */
+	unsigned hour, minute;       /* local time it is sent, default 09:00 */
+	char **notify;
+	size_t nnotify;
+	char **domains;              /* none = every domain */
+	size_t ndomains;
+	unsigned top;                /* top failing sources per domain, default 10 */
+};
+
 struct dw_config {
 	char *file;                  /* the path it was read from */
 	char *basedir;               /* its directory (relative paths); NULL for strings */
@@ -118,6 +200,10 @@ struct dw_config {
 	unsigned outbox_keep;        /* seconds delivered/dead entries are kept, default 7 d */
 	struct dw_notifier_cfg *notifiers;
 	size_t nnotifiers;
+	unsigned settle;             /* seconds after a day ends before it is judged, default 36 h */
+	struct dw_rule_cfg *rules;
+	size_t nrules;
+	struct dw_digest_cfg digest;
 	struct dw_cfg_node *root;    /* the whole tree, for later sections */
 	char *db_path;               /* state_dir + "/dmarcwatch.db", set by the loader: owned */
 };

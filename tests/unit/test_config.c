@@ -4,7 +4,9 @@
  * them with exact FILE:LINE:COL and paths, YAML that is refused (tabs,
  * aliases, duplicate keys, two documents, empty), secrets from files and
  * the environment (missing, empty, too big, world-readable), sizes and
- * durations at their edges, and the IMAP/OAuth rules.
+ * durations at their edges, the IMAP/OAuth rules, and the rules:, settle:
+ * and digest: sections (every kind and key, defaults, and each mistake
+ * with its exact message).
  *
  * Every value used as a secret contains "S3CRET"; every load goes through
  * load_text()/load_file(), which checks that no error or warning ever
@@ -16,12 +18,14 @@
 #include "dw/config.h"
 #include "dw/limits.h"
 #include "dw/util.h"
+#include "dmarcwatch/notifier.h"
 #include "tap.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -211,7 +215,12 @@ test_example(void)
 	    "refresh_token_file:", "token_command:", "path:", "folder:", "archive_folder:",
 	    "invalid_folder:", "untrusted_folder:", "other_folder:", "mode:", "poll_interval:", "timeout:",
 	    "batch_bytes:", "trust:", "authserv_id:", "require:", "plugin_dir:", "outbox:", "keep:",
-	    "notifiers:", "plugin:", "retry_min:", "retry_max:", "max_age:"};
+	    "notifiers:", "plugin:", "retry_min:", "retry_max:", "max_age:", "settle:", "rules:", "kind:",
+	    "domains:", "severity:", "cooldown:", "resolve_after:", "notify:", "notify_resolved:", "runbook:",
+	    "enabled:", "ignore:", "sources:", "reporters:", "reasons:", "metric:", "window:", "op:", "value:",
+	    "min_messages:", "group:", "baseline_days:", "stat:", "drop_points:", "volume_change:",
+	    "volume_min:", "lookback:", "passing:", "seen_days:", "of_days:", "silent_days:", "disagree:",
+	    "invalid_share:", "silence:", "min_mails:", "digest:", "time:", "top:"};
 	int missing = 0;
 	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
 		if (strstr(text, keys[i]) == NULL) {
@@ -288,6 +297,40 @@ test_example(void)
 		is_int(l->mode, DW_MODE_POLL, "example: maildir polls");
 		is_int(l->poll_interval, 60, "example: maildir poll 1m");
 		ok(l->host == NULL && l->password == NULL, "example: maildir has no imap fields");
+	}
+	if (c != NULL) {
+		is_int(c->settle, 36 * 3600, "example: settle 36h");
+		is_int(c->nrules, 6, "example: six rules");
+	}
+	if (c != NULL && c->nrules == 6) {
+		const struct dw_rule_cfg *r = c->rules;
+		static const char *const names[] = {"dmarc-fail-rate", "pass-rate-drop", "new-failing-source",
+		                                    "reporter-gone",   "policy-changed", "report-mail"};
+		static const int kinds[] = {DW_RULE_THRESHOLD,        DW_RULE_BASELINE,      DW_RULE_NEW_SOURCE,
+		                            DW_RULE_MISSING_REPORTER, DW_RULE_POLICY_CHANGE, DW_RULE_REPORT_HEALTH};
+		int all = 1;
+		for (size_t i = 0; i < 6; i++)
+			all &= strcmp(r[i].name, names[i]) == 0 && (int)r[i].kind == kinds[i] && r[i].enabled &&
+			       r[i].nnotify == 1 && strcmp(r[i].notify[0], "syslog") == 0 && r[i].ndomains == 0;
+		ok(all, "example: rule names, kinds, enabled, notify syslog, every domain");
+		ok(r[0].metric == DW_M_DMARC_FAIL_RATE && r[0].op == DW_OP_GT && r[0].value == 5.0 && r[0].window == 1 &&
+		       r[0].min_messages == 100 && r[0].group == DW_GROUP_DOMAIN && r[0].notify_resolved == 1,
+		   "example: dmarc_fail_rate > 5%% over 1d, 100 messages, per domain");
+		ok(r[0].nignore_reasons == 2 && strcmp(r[0].ignore_reasons[0], "forwarded") == 0 &&
+		       strcmp(r[0].ignore_reasons[1], "mailing_list") == 0 && r[0].nignore_sources == 0,
+		   "example: forwarded and mailing_list ignored");
+		ok(r[1].baseline_days == 14 && !r[1].use_mean && r[1].drop_points == 10.0 && r[1].volume_pct == 0.0,
+		   "example: baseline 14-day median, 10 points");
+		ok(r[2].passing == 0 && r[2].min_messages == 50 && r[2].lookback == 30 && !r[2].group_ip,
+		   "example: new failing source, 50 messages, 30 days, per network");
+		ok(r[3].seen_days == 5 && r[3].of_days == 7 && r[3].silent_days == 2 && r[3].severity == DW_SEV_INFO,
+		   "example: reporter seen 5 of 7 days, silent 2");
+		ok(r[4].disagree == 1, "example: policy change with disagreement");
+		ok(r[5].silence == 48 * 3600 && r[5].invalid_share == 0.0 && r[5].min_mails == 5,
+		   "example: report mail silence 48h");
+		ok(c->digest.enabled && c->digest.hour == 9 && c->digest.minute == 0 && c->digest.top == 10 &&
+		       c->digest.nnotify == 1 && strcmp(c->digest.notify[0], "syslog") == 0 && c->digest.ndomains == 0,
+		   "example: digest at 09:00 to syslog, top 10");
 	}
 	dw_config_free(c);
 
@@ -1157,10 +1200,12 @@ test_imap_rules(void)
 	free(text);
 
 	/* Unknown keys, with and without a suggestion; reserved sections. */
-	text = imap_with("    hots: x\n    frobnicate: 1\n", "rules: []\nlogg: {}\n");
+	text = imap_with("    hots: x\n    frobnicate: 1\n", "rules: {}\nlogg: {}\n");
 	load_text(text, &c, &m);
 	is_int(m.nerrors, 4, "unknown keys: four errors");
-	ok(has_error(&m, "test.yaml:1:1: rules: not supported yet by this version of dmarcwatch"), "rules reserved");
+	ok(has_error(&m, "test.yaml:1:8: rules: expected a list of rules (each starting with \"- name:\"), got a "
+	                 "mapping"),
+	   "rules: a mapping refused");
 	ok(has_error(&m, "test.yaml:2:1: logg: unknown key (did you mean log?)"), "logg: suggestion");
 	ok(has_error(&m, "test.yaml:9:5: accounts[0].hots: unknown key (did you mean host?)"),
 	   "hots: transposition suggested");
@@ -1256,6 +1301,338 @@ test_notifiers(void)
 	dw_cfg_msgs_free(&m);
 }
 
+/* ------------------------------------------------------------------ */
+/* Rules, settle and the digest                                        */
+
+static int
+cidr_is(const struct dw_cidr *n, int family, const unsigned char *addr, unsigned bits)
+{
+	return n->family == family && n->bits == bits && memcmp(n->addr, addr, 16) == 0;
+}
+
+/* rules: text after a maildir account and two notifiers (pager, chat);
+ * the rules start at line 7. */
+static int
+load_rules_text(const char *rules, struct dw_config **c, struct dw_cfg_msgs *m)
+{
+	char *text = xasprintf("accounts:\n  - {name: a, source: maildir, path: /m}\n"
+	                       "notifiers:\n  - {name: pager, plugin: exec}\n  - {name: chat, plugin: slack}\n"
+	                       "%s",
+	                       rules);
+	int rc = load_text(text, c, m);
+	free(text);
+	return rc;
+}
+
+static void
+test_rules(void)
+{
+	struct dw_config *c = NULL;
+	struct dw_cfg_msgs m = {0};
+
+	/* Every kind with every key set. */
+	int rc = load_file("tests/data/config/rules.yaml", &c, &m);
+	is_int(rc, DW_OK, "rules: the full file loads");
+	is_int(m.nerrors, 0, "rules: no errors");
+	ok(m.nwarnings == 1 && strcmp(m.warnings[0], "tests/data/config/rules.yaml:29:5: rules[1].notify: no "
+	                                             "notifiers: this rule's alerts are recorded (and shown by "
+	                                             "replay) but sent nowhere") == 0,
+	   "rules: an enabled rule without notify is warned about");
+	if (m.nerrors > 0)
+		dump(&m);
+	if (c != NULL) {
+		is_int(c->settle, 2 * 86400, "rules: settle 2d");
+		is_int(c->nrules, 7, "rules: seven");
+	}
+	if (c != NULL && c->nrules == 7) {
+		const struct dw_rule_cfg *r = &c->rules[0];
+		is_str(r->name, "fail-rate", "threshold: name");
+		ok(r->line == 9 && r->col == 5, "threshold: line and column of the rule");
+		is_int(r->kind, DW_RULE_THRESHOLD, "threshold: kind");
+		ok(r->ndomains == 2 && strcmp(r->domains[0], "example.com") == 0 &&
+		       strcmp(r->domains[1], "mail.example.org") == 0,
+		   "threshold: domains, lower-cased");
+		is_int(r->severity, DW_SEV_CRITICAL, "threshold: severity critical");
+		is_int(r->cooldown, 12 * 3600, "threshold: cooldown 12h");
+		is_int(r->resolve_after, 3, "threshold: resolve_after 3");
+		ok(r->nnotify == 2 && strcmp(r->notify[0], "pager") == 0 && strcmp(r->notify[1], "team.chat") == 0,
+		   "threshold: notify pager, team.chat");
+		is_int(r->notify_resolved, 1, "threshold: notify_resolved yes");
+		is_str(r->runbook, "https://wiki.example.com/dmarc#fail", "threshold: runbook");
+		is_int(r->enabled, 1, "threshold: enabled");
+		is_int(r->nignore_sources, 3, "threshold: three ignored networks");
+		if (r->nignore_sources == 3) {
+			static const unsigned char v4[16] = {192, 0, 2, 0};
+			static const unsigned char v6[16] = {0x20, 0x01, 0x0d, 0xb8, 0x00, 0x01};
+			static const unsigned char host[16] = {198, 51, 100, 9};
+			ok(cidr_is(&r->ignore_sources[0], AF_INET, v4, 24), "threshold: 192.0.2.77/24 is 192.0.2.0/24");
+			ok(cidr_is(&r->ignore_sources[1], AF_INET6, v6, 48),
+			   "threshold: 2001:db8:1:2::5/48 is 2001:db8:1::/48");
+			ok(cidr_is(&r->ignore_sources[2], AF_INET, host, 32), "threshold: a bare address is a /32");
+		}
+		ok(r->nignore_reporters == 1 && strcmp(r->ignore_reporters[0], "Mail.Ru") == 0,
+		   "threshold: ignored reporter kept as written");
+		ok(r->nignore_reasons == 2 && strcmp(r->ignore_reasons[0], "forwarded") == 0 &&
+		       strcmp(r->ignore_reasons[1], "mailing_list") == 0,
+		   "threshold: ignored reasons, canonical case");
+		is_int(r->metric, DW_M_DMARC_FAIL_RATE, "threshold: metric");
+		is_int(r->window, 7, "threshold: window 7 days");
+		is_int(r->op, DW_OP_GE, "threshold: op >=");
+		ok(r->value == 2.5, "threshold: value 2.5%% is 2.5");
+		is_int(r->min_messages, 500, "threshold: min_messages");
+		is_int(r->group, DW_GROUP_SOURCE, "threshold: group source");
+
+		r = &c->rules[1];
+		ok(r->metric == DW_M_REJECTED && r->op == DW_OP_LE && r->value == 1000.0,
+		   "threshold 2: rejected le 1000");
+		ok(r->window == 1 && r->min_messages == 100 && r->group == DW_GROUP_DOMAIN, "threshold 2: defaults 1d, 100, domain");
+		ok(r->severity == DW_SEV_WARNING && r->cooldown == 86400 && r->resolve_after == 2 && !r->notify_resolved &&
+		       r->runbook == NULL && r->enabled == 1 && r->nnotify == 0 && r->ndomains == 0 &&
+		       r->nignore_sources + r->nignore_reporters + r->nignore_reasons == 0,
+		   "threshold 2: common defaults (warning, 24h, 2 days, no notify, every domain, nothing ignored)");
+
+		r = &c->rules[2];
+		ok(r->kind == DW_RULE_BASELINE && r->baseline_days == 28 && r->use_mean == 1 && r->drop_points == 10.0 &&
+		       r->volume_pct == 50.0 && r->volume_min == 200 && r->min_messages == 0 &&
+		       r->group == DW_GROUP_REPORTER,
+		   "baseline: 28 days, mean, 10 points, 50%%, 200, min 0, per reporter");
+		ok(r->nnotify == 1 && strcmp(r->notify[0], "pager") == 0, "baseline: one notifier without brackets");
+
+		r = &c->rules[3];
+		ok(r->kind == DW_RULE_NEW_SOURCE && r->min_messages == 50 && r->lookback == 60 && r->group_ip == 1 &&
+		       r->passing == 0 && r->severity == DW_SEV_INFO,
+		   "new_source: 50 messages, 60 days, per ip, failing, info");
+		ok(r->ndomains == 1 && strcmp(r->domains[0], "example.com") == 0, "new_source: one domain without brackets");
+
+		r = &c->rules[4];
+		ok(r->kind == DW_RULE_MISSING_REPORTER && r->seen_days == 3 && r->of_days == 3 && r->silent_days == 4 &&
+		       r->enabled == 0,
+		   "missing_reporter: 3 of 3, silent 4, disabled (so no warning about notify)");
+
+		r = &c->rules[5];
+		ok(r->kind == DW_RULE_POLICY_CHANGE && r->disagree == 0, "policy_change: disagree false");
+
+		r = &c->rules[6];
+		ok(r->kind == DW_RULE_REPORT_HEALTH && r->invalid_share == 20.0 && r->silence == 48 * 3600 &&
+		       r->min_mails == 8,
+		   "report_health: 20%%, 48h, 8 mails");
+
+		const struct dw_digest_cfg *d = &c->digest;
+		ok(d->enabled && d->hour == 7 && d->minute == 5 && d->top == 25, "digest: 7:05, top 25");
+		ok(d->nnotify == 2 && strcmp(d->notify[0], "team.chat") == 0 && strcmp(d->notify[1], "pager") == 0,
+		   "digest: notify");
+		ok(d->ndomains == 1 && strcmp(d->domains[0], "example.com") == 0, "digest: domains lower-cased");
+	}
+	dw_config_free(c);
+	c = NULL;
+
+	/* Defaults of every kind; no digest, no settle. */
+	rc = load_rules_text("rules:\n"
+	                     "  - {name: t, kind: threshold, metric: messages, value: 0, notify: pager}\n"
+	                     "  - {name: b, kind: baseline, volume_change: 30, notify: pager}\n"
+	                     "  - {name: n, kind: new_source, notify: pager}\n"
+	                     "  - {name: m, kind: missing_reporter, notify: pager}\n"
+	                     "  - {name: p, kind: policy_change, notify: pager}\n"
+	                     "  - {name: h, kind: report_health, invalid_share: 0.5, notify: [chat]}\n",
+	                     &c, &m);
+	is_int(rc, DW_OK, "defaults: load");
+	is_int(m.nerrors + m.nwarnings, 0, "defaults: no messages");
+	dump(&m);
+	if (c != NULL) {
+		is_int(c->settle, 36 * 3600, "defaults: settle 36h");
+		ok(!c->digest.enabled && c->digest.nnotify == 0, "defaults: no digest section, no digest");
+		is_int(c->nrules, 6, "defaults: six rules");
+	}
+	if (c != NULL && c->nrules == 6) {
+		const struct dw_rule_cfg *r = c->rules;
+		ok(r[0].metric == DW_M_MESSAGES && r[0].value == 0.0 && r[0].op == DW_OP_GT && r[0].window == 1 &&
+		       r[0].min_messages == 100 && r[0].group == DW_GROUP_DOMAIN,
+		   "defaults: threshold > over 1d, 100 messages, per domain");
+		ok(r[1].baseline_days == 14 && r[1].use_mean == 0 && r[1].drop_points == 0.0 && r[1].volume_pct == 30.0 &&
+		       r[1].volume_min == 0 && r[1].min_messages == 100 && r[1].group == DW_GROUP_DOMAIN,
+		   "defaults: baseline 14-day median, drop off, 100 messages");
+		ok(r[2].min_messages == 10 && r[2].lookback == 30 && r[2].group_ip == 0 && r[2].passing == -1,
+		   "defaults: new_source 10 messages, 30 days, per network, any");
+		ok(r[3].seen_days == 5 && r[3].of_days == 7 && r[3].silent_days == 2, "defaults: missing_reporter 5 of 7, 2");
+		ok(r[4].disagree == 1, "defaults: policy_change disagree");
+		ok(r[5].invalid_share == 0.5 && r[5].silence == 0 && r[5].min_mails == 5,
+		   "defaults: report_health 0.5%%, no silence, 5 mails");
+		for (size_t i = 0; i < 6; i++)
+			if (r[i].severity != DW_SEV_WARNING || r[i].cooldown != 86400 || r[i].resolve_after != 2 ||
+			    r[i].enabled != 1 || r[i].line != 7 + i || r[i].col != 5)
+				diag("rule %zu: wrong common default", i);
+	}
+	dw_config_free(c);
+	c = NULL;
+
+	/* A digest with only notify, and an empty rules list. */
+	rc = load_rules_text("rules: []\ndigest:\n  notify: pager\n", &c, &m);
+	is_int(rc, DW_OK, "digest defaults: load");
+	if (c != NULL)
+		ok(c->nrules == 0 && c->digest.enabled && c->digest.hour == 9 && c->digest.minute == 0 &&
+		       c->digest.top == 10 && c->digest.nnotify == 1 && c->digest.ndomains == 0,
+		   "digest defaults: 09:00, top 10, every domain; rules: [] is no rules");
+	dw_config_free(c);
+	c = NULL;
+
+	/* One file of mistakes: each is reported, exactly. */
+	const char *f = "tests/data/config/rules-mistakes.yaml";
+	rc = load_file(f, &c, &m);
+	is_int(rc, DW_E_CONFIG, "rule mistakes: refused");
+	is_int(m.nerrors, 30, "rule mistakes: all 30 reported");
+	static const char *const want[] = {
+	    ":7:9: settle: must be from 1h to 7d, got \"30m\"",
+	    ":10:11: rules[0].kind: expected threshold, baseline, new_source, missing_reporter, policy_change or "
+	    "report_health, got \"treshold\"",
+	    ":13:13: rules[1].metric: expected messages, dmarc_pass, dmarc_fail, dmarc_fail_rate, dmarc_pass_rate, "
+	    "dkim_fail, dkim_fail_rate, spf_fail, spf_fail_rate, quarantined or rejected, got \"dmarc_fail_ratio\"",
+	    ":22:5: rules[2].metirc: unknown key (did you mean metric?)",
+	    ":21:5: rules[2].lookback: only used with kind: new_source",
+	    ":19:13: rules[2].window: expected whole days like 1d or 7d, got \"36h\"",
+	    ":20:9: rules[2].op: expected \">\", \">=\", \"<\" or \"<=\" in quotes (a bare > starts a YAML block)",
+	    ":18:12: rules[2].value: must be from 0 to 100 (percent), got \"120%\"",
+	    ":27:21: rules[3].notify[1]: \"pagr\" is not a configured notifier (did you mean pager? configured: "
+	    "pager, chat)",
+	    ":28:14: rules[3].runbook: expected an http:// or https:// URL (the page saying what to do)",
+	    ":26:12: rules[3].value: dmarc_fail is a count of messages, not a rate: write the number without %, got "
+	    "\"5%\"",
+	    ":31:15: rules[4].domains[0]: expected a domain name like example.com, got \"*.example.com\"",
+	    ":33:17: rules[4].ignore.sources[0]: the prefix length after / must be from 0 to 32 for an IPv4 address, "
+	    "got \"192.0.2.0/33\"",
+	    ":33:31: rules[4].ignore.sources[1]: expected an IP address or a network like 192.0.2.0/24 or "
+	    "2001:db8::/32, got \"300.1.1.1\"",
+	    ":33:42: rules[4].ignore.sources[2]: the prefix length after / must be from 0 to 128 for an IPv6 "
+	    "address, got \"2001:db8::/129\"",
+	    ":33:72: rules[4].ignore.sources[4]: \"10.1.2.3/8\" is the same network as an earlier entry",
+	    ":34:28: rules[4].ignore.reasons[1]: expected an override reason: forwarded, sampled_out, "
+	    "trusted_forwarder, mailing_list, local_policy, other or policy_test_mode, got \"spam\"",
+	    ":35:11: rules[5].name: \"a\" is already the name of rules[0] (line 9)",
+	    ":38:5: rules[5].min_messages: only used with kind: threshold, baseline or new_source",
+	    ":37:16: rules[5].seen_days: seen_days (9) must not be more than of_days (7)",
+	    ":39:5: rules[6].name: required: a unique name for alerts and logs (letters, digits, '_', '-', '.')",
+	    ":40:5: rules[6].domains: not used with kind: report_health (it watches the accounts' report mail, not "
+	    "domains)",
+	    ":39:5: rules[6].silence: kind: report_health needs silence (no report mail for this long) or "
+	    "invalid_share (in %), or both",
+	    ":41:5: rules[7].metric: required for kind: threshold: messages, dmarc_pass, dmarc_fail, dmarc_fail_rate, "
+	    "dmarc_pass_rate, dkim_fail, dkim_fail_rate, spf_fail, spf_fail_rate, quarantined or rejected",
+	    ":41:5: rules[7].value: required for kind: threshold (the limit; rates in percent, like 5%)",
+	    ":46:18: rules[8].drop_points: a drop of the DMARC pass rate in percentage points: write it without %, "
+	    "got \"5%\"",
+	    ":45:5: rules[8].volume_min: only used with volume_change",
+	    ":47:11: rules[9].name: expected up to 64 letters, digits, '_', '-' or '.', got \"bad name!\"",
+	    ":50:9: digest.time: expected a local time like 09:00 (HH:MM, 00:00 to 23:59), got \"25:00\"",
+	    ":52:8: digest.top: expected a whole number from 1 to 100, got \"0\"",
+	};
+	for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+		char *full = xasprintf("%s%s", f, want[i]);
+		ok(has_error(&m, full), "rule mistakes: %.70s", want[i]);
+		free(full);
+	}
+	if (m.nerrors != 30)
+		dump(&m);
+	ok(c == NULL, "rule mistakes: no config");
+
+	/* Smaller cases, one error each. */
+	static const struct {
+		const char *rules, *error;
+	} one[] = {
+	    {"rules:\n  - {name: x, kind: threshold, metric: messages, value: 1, notify: [pager, pager]}\n",
+	     "test.yaml:7:76: rules[0].notify[1]: \"pager\" is listed twice"},
+	    {"rules:\n  - {name: x, kind: baseline, notify: pager}\n",
+	     "test.yaml:7:5: rules[0].drop_points: kind: baseline needs drop_points (pass-rate drop in points) or "
+	     "volume_change (in %), or both"},
+	    {"rules:\n  - {name: x, kind: threshold, metric: dkim_fail_rate, value: 5, op: \"=\", notify: pager}\n",
+	     "test.yaml:7:70: rules[0].op: expected >, >=, <, <=, gt, ge, lt or le, got \"=\""},
+	    {"rules:\n  - {name: x, kind: threshold, metric: messages, value: -3, notify: pager}\n",
+	     "test.yaml:7:57: rules[0].value: expected a number like 10 or 2.5, got \"-3\""},
+	    {"rules:\n  - {name: x, kind: threshold, metric: spf_fail_rate, value: 5.x, notify: pager}\n",
+	     "test.yaml:7:62: rules[0].value: expected a percentage like 5 or 5%, got \"5.x\""},
+	    {"rules:\n  - {name: x, kind: threshold, metric: messages, value: 1, window: 7, notify: pager}\n",
+	     "test.yaml:7:68: rules[0].window: expected whole days like 1d or 7d, got \"7\""},
+	    {"rules:\n  - {name: x, kind: threshold, metric: messages, value: 1, window: 32d, notify: pager}\n",
+	     "test.yaml:7:68: rules[0].window: must be from 1d to 31d, got \"32d\""},
+	    {"rules:\n  - {name: x, kind: new_source, group: source, notify: pager}\n",
+	     "test.yaml:7:40: rules[0].group: expected net or ip, got \"source\""},
+	    {"rules:\n  - {name: x, kind: new_source, passing: yes, notify: pager}\n",
+	     "test.yaml:7:42: rules[0].passing: expected any, pass or fail, got \"yes\""},
+	    {"rules:\n  - {name: x, kind: policy_change, severity: high, notify: pager}\n",
+	     "test.yaml:7:46: rules[0].severity: expected info, warning or critical, got \"high\""},
+	    {"rules:\n  - {name: x, kind: policy_change, resolve_after: 61, notify: pager}\n",
+	     "test.yaml:7:51: rules[0].resolve_after: expected a whole number from 1 to 60, got \"61\""},
+	    {"rules:\n  - {name: x, kind: policy_change, notify: pager, runbook: http://}\n",
+	     "test.yaml:7:60: rules[0].runbook: expected an http:// or https:// URL (the page saying what to do)"},
+	    {"rules:\n  - {name: x, kind: policy_change, notify: []}\n",
+	     "test.yaml:7:44: rules[0].notify: an empty list; leave the key out instead"},
+	    {"rules:\n  - {name: x, kind: policy_change, notify: pager, ignore: [forwarded]}\n",
+	     "test.yaml:7:59: rules[0].ignore: expected a mapping (indented key: value lines), got a list"},
+	    {"rules:\n  - {name: x, kind: policy_change, notify: pager, ignore: {reason: [forwarded]}}\n",
+	     "test.yaml:7:60: rules[0].ignore.reason: unknown key (did you mean reasons?)"},
+	    {"rules:\n  - {name: x, kind: policy_change, notify: pager, ignore: {sources: [\"10.0.0.0/x\"]}}\n",
+	     "test.yaml:7:70: rules[0].ignore.sources[0]: the prefix length after / must be from 0 to 32 for an IPv4 "
+	     "address, got \"10.0.0.0/x\""},
+	    {"rules:\n  - {name: x, kind: policy_change, notify: pager, domains: [a.example, A.Example]}\n",
+	     "test.yaml:7:72: rules[0].domains[1]: \"a.example\" is listed twice"},
+	    {"rules:\n  - {name: x, kind: report_health, silence: 30m, notify: pager}\n",
+	     "test.yaml:7:45: rules[0].silence: must be from 1h to 90d, got \"30m\""},
+	    {"rules:\n  - {name: x, kind: missing_reporter, disagree: no, notify: pager}\n",
+	     "test.yaml:7:39: rules[0].disagree: only used with kind: policy_change"},
+	    {"rules:\n  - {name: x, kind: report_health, silence: 1d, ignore: {}, notify: pager}\n",
+	     "test.yaml:7:49: rules[0].ignore: not used with kind: report_health (it watches the accounts' report "
+	     "mail, not domains)"},
+	    {"rules:\n  - just a rule\n",
+	     "test.yaml:7:5: rules[0]: expected a rule (name:, kind: and its settings), got a single value"},
+	    {"rules:\n  - {name: x, kind: policy_change, notify: pager}\ndigest:\n  time: 9am\n  notify: chat\n",
+	     "test.yaml:9:9: digest.time: expected a local time like 09:00 (HH:MM, 00:00 to 23:59), got \"9am\""},
+	    {"digest:\n  time: \"24:00\"\n  notify: chat\n",
+	     "test.yaml:7:9: digest.time: expected a local time like 09:00 (HH:MM, 00:00 to 23:59), got \"24:00\""},
+	    {"digest:\n  time: \"12:60\"\n  notify: chat\n",
+	     "test.yaml:7:9: digest.time: expected a local time like 09:00 (HH:MM, 00:00 to 23:59), got \"12:60\""},
+	    {"digest:\n  time: \"12:00\"\n",
+	     "test.yaml:7:3: digest.notify: required: the notifiers the digest is sent to"},
+	    {"digest:\n  notify: [chat, sms]\n",
+	     "test.yaml:7:18: digest.notify[1]: \"sms\" is not a configured notifier (configured: pager, chat)"},
+	    {"digest:\n  notify: chat\n  topp: 3\n",
+	     "test.yaml:8:3: digest.topp: unknown key (did you mean top?)"},
+	    {"digest: daily\n",
+	     "test.yaml:6:9: digest: expected a mapping (indented key: value lines), got a single value"},
+	    {"settle: 8d\n", "test.yaml:6:9: settle: must be from 1h to 7d, got \"8d\""},
+	    {"rules: all\n",
+	     "test.yaml:6:8: rules: expected a list of rules (each starting with \"- name:\"), got a single value"},
+	};
+	for (size_t i = 0; i < sizeof one / sizeof one[0]; i++) {
+		rc = load_rules_text(one[i].rules, &c, &m);
+		is_str(only_error(&m), one[i].error, "rule mistake %zu: exact message", i);
+		ok(rc == DW_E_CONFIG && c == NULL, "rule mistake %zu: refused", i);
+	}
+
+	/* Operators: < needs no quotes; a bare >= is a YAML syntax error, and
+	 * the message says to quote it. */
+	rc = load_rules_text("rules:\n  - name: x\n    kind: threshold\n    metric: messages\n    op: <\n"
+	                     "    value: 5\n    notify: pager\n",
+	                     &c, &m);
+	ok(rc == DW_OK && c != NULL && c->rules[0].op == DW_OP_LT, "op: < unquoted works");
+	dw_config_free(c);
+	c = NULL;
+	rc = load_rules_text("rules:\n  - name: x\n    kind: threshold\n    metric: messages\n    op: >=\n"
+	                     "    value: 5\n",
+	                     &c, &m);
+	is_str(only_error(&m),
+	       "test.yaml:10:10: syntax error: did not find expected comment or line break (while scanning a block "
+	       "scalar at line 10, column 9); a value starting with > or | must be quoted, like op: \">=\"",
+	       "op: >= unquoted: told to quote it");
+
+	/* Without a notifiers: section any name is unknown, and says so. */
+	rc = load_text("accounts:\n  - {name: a, source: maildir, path: /m}\n"
+	               "rules:\n  - {name: x, kind: policy_change, notify: pager}\n",
+	               &c, &m);
+	is_str(only_error(&m),
+	       "test.yaml:4:44: rules[0].notify: \"pager\" is not a configured notifier (there are none: define it "
+	       "under notifiers:)",
+	       "no notifiers: unknown name explained");
+	dw_cfg_msgs_free(&m);
+}
+
 int
 main(void)
 {
@@ -1272,6 +1649,7 @@ main(void)
 	test_sizes_durations();
 	test_imap_rules();
 	test_notifiers();
+	test_rules();
 	char *p = tmp_path("pw");
 	unlink(p);
 	free(p);
