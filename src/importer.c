@@ -13,7 +13,10 @@ im_begin(void *ctx, const struct dw_doc_info *doc, char *err, size_t errlen)
 	if (im->store_failed)
 		return dw_err(err, errlen, DW_E_STORE, "%s", im->store_err);
 	im->prov.member = doc->where[0] ? doc->where : NULL;
-	int rc = dw_store_report_begin(im->store, &im->prov, &im->cur, im->store_err, sizeof im->store_err);
+	struct dw_provenance prov = im->prov;
+	if (im->mail_dates && doc->mail_received >= 0)
+		prov.received = doc->mail_received;
+	int rc = dw_store_report_begin(im->store, &prov, &im->cur, im->store_err, sizeof im->store_err);
 	if (rc != DW_OK) {
 		im->store_failed = 1;
 		im->cur = NULL;

@@ -29,6 +29,7 @@ struct run {
 	unsigned payload_docs;   /* documents begun in the current payload */
 	struct dw_report_parser *parser;
 	int sniffed;             /* first bytes of the document seen */
+	int64_t mail_received;   /* see dw_doc_info; -1 until a mail's headers say */
 };
 
 static void
@@ -41,6 +42,7 @@ doc_where(struct run *r, const char *member)
 	r->doc.item = r->item;
 	r->doc.where = r->where;
 	r->doc.index = r->ndocs;
+	r->doc.mail_received = r->mail_received;
 }
 
 static int
@@ -164,6 +166,7 @@ run_init(struct run *r, const char *name, const struct dw_limits *limits, const 
 	r->ctx = ctx;
 	r->res = res;
 	r->item = name;
+	r->mail_received = -1;
 	memset(res, 0, sizeof *res);
 }
 
@@ -185,6 +188,7 @@ mail_run(struct run *r, const unsigned char *msg, size_t len, struct dw_mail **m
 	if (rc != DW_OK)
 		return res->status = rc;
 	dw_quirks_merge(&res->quirks, &m->quirks);
+	r->mail_received = m->received_epoch >= 0 ? m->received_epoch : m->date_epoch;
 	if (m->is_tls_report)
 		not_report(res, "SMTP TLS report (RFC 8460): not supported yet");
 	else if (m->is_feedback_report && m->npayloads == 0)

@@ -25,6 +25,9 @@
 #include "dw/log.h"
 #include "dw/days.h"
 #include "dw/deliver.h"
+#include "dw/digest.h"
+#include "dw/evaluate.h"
+#include "dw/facts.h"
 #include "dw/notification_json.h"
 #include "dw/notify.h"
 #include "dw/outbox.h"
@@ -54,7 +57,8 @@ usage_main(FILE *f)
 	        "  check-config [-c FILE] validate the configuration (alias: -n)\n"
 	        "  test-notify NAME       send a test notification through one notifier\n"
 	        "  outbox                 list queued, delivered and dead-lettered notifications\n"
-
+	        "  replay                 show what the rules would have alerted on, day by day\n"
+	        "  digest                 print (or send) the daily digest of a settled day\n"
 	        "\n"
 	        "Run 'dmarcwatch COMMAND --help' for a command's options; 'dmarcwatch --version'.\n");
 }
@@ -221,6 +225,7 @@ import_file(struct import_run *ir, const char *path)
 	im.prov.source = path;
 	im.prov.uidvalidity = im.prov.uid = -1;
 	im.prov.received = (strcmp(path, "-") != 0 && stat(path, &st) == 0) ? (int64_t)st.st_mtime : -1;
+	im.mail_dates = 1; /* a mail's arrival: its top Received: date, else Date: */
 	im.on_fail = import_fail;
 
 	if (dw_importer_item_begin(&im, err, sizeof err) != DW_OK) {
@@ -946,6 +951,241 @@ cmd_outbox(int argc, char **argv)
 	return status;
 }
 
+/* ------------------------------------------------------------------ */
+/* replay and digest                                                   */
+
+static void
+usage_replay(FILE *f)
+{
+	fprintf(f, "usage: dmarcwatch replay [-c FILE] [--from YYYY-MM-DD] [--until YYYY-MM-DD]\n"
+	           "                         [--format json|text] [--notify]\n"
+	           "  Walks the stored history day by day as the agent would have (days settle, late\n"
+	           "  reports count from when they arrived, cooldowns, resolution) and prints every\n"
+	           "  alert event. json: one object per line with day, at, rule, kind, domain, group,\n"
+	           "  severity, state (open|update|resolved), value, threshold, message. Nothing is\n"
+	           "  sent unless --notify (then events go to the rules' notifiers).\n");
+}
+
+static void
+usage_digest(FILE *f)
+{
+	fprintf(f, "usage: dmarcwatch digest [-c FILE] [--date YYYY-MM-DD] [--dry-run] [--csv]\n"
+	           "  Builds the digest of a settled day (default: the latest) and queues it for the\n"
+	           "  digest's notifiers; --dry-run prints it instead (--csv: the CSV attachment).\n");
+}
+
+struct replay_out {
+	int json, notify;
+	size_t events;
+	struct dw_store *db;
+	const struct dw_config *cfg;
+	size_t queued;
+	struct dw_replay_event_ctx *ctx;
+};
+
+static int
+print_event(void *arg, const struct dw_alert_event *ev)
+{
+	struct dw_replay_event_ctx *ctx = arg;
+	struct replay_out *o = ctx->arg;
+	const struct dw_rule_hit *h = ev->hit;
+	char at[32];
+	dw_rfc3339((time_t)ctx->at, at, sizeof at);
+	o->events++;
+	if (o->json) {
+		json_t *j = json_object();
+		json_object_set_new(j, "day", json_string(ev->day));
+		json_object_set_new(j, "at", json_string(at));
+		json_object_set_new(j, "rule", json_string(ev->rule->name));
+		json_object_set_new(j, "kind", json_string(dw_rule_kind_name(ev->rule->kind)));
+		json_object_set_new(j, "domain", json_string(ev->domain));
+		json_object_set_new(j, "group", json_string(ev->group));
+		json_object_set_new(j, "severity", json_string(dw_severity_name((unsigned)ev->rule->severity)));
+		json_object_set_new(j, "state", json_string(ev->state));
+		json_object_set_new(j, "value", h != NULL ? json_real(h->value) : json_null());
+		json_object_set_new(j, "threshold", h != NULL ? json_real(h->threshold) : json_null());
+		json_object_set_new(j, "message", json_string(ev->message));
+		char *line = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		json_decref(j);
+		if (line == NULL)
+			return 1;
+		printf("%s\n", line);
+		free(line);
+	} else {
+		printf("%s %-8s %-20s %s\n", ev->day, ev->state, ev->rule->name, ev->message);
+	}
+	if (o->notify && (strcmp(ev->state, "resolved") != 0 || ev->rule->notify_resolved)) {
+		struct dw_notification n;
+		void *storage = NULL;
+		char err[512];
+		dw_alert_notification(ev, ctx->at, &n, &storage);
+		for (size_t i = 0; i < ev->rule->nnotify; i++) {
+			int64_t id;
+			int created = 0;
+			if (dw_outbox_put(o->db, ev->rule->notify[i], &n, dw_wall_ms(), &id, &created, err, sizeof err) !=
+			    DW_OK)
+				fprintf(stderr, "%s: replay: %s\n", progname, err);
+			else
+				o->queued += (size_t)created;
+		}
+		free(storage);
+	}
+	return 0;
+}
+
+static int
+cmd_replay(int argc, char **argv)
+{
+	static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+	                                     {"from", required_argument, NULL, 'f'},
+	                                     {"until", required_argument, NULL, 'u'},
+	                                     {"format", required_argument, NULL, 'F'},
+	                                     {"notify", no_argument, NULL, 'n'},
+	                                     {"help", no_argument, NULL, 'h'},
+	                                     {NULL, 0, NULL, 0}};
+	const char *path = getenv("DMARCWATCH_CONFIG");
+	if (path == NULL || *path == '\0')
+		path = DEFAULT_CONFIG;
+	struct dw_replay_opts ro = {.now = (int64_t)time(NULL)};
+	struct replay_out out = {0};
+	int c;
+	while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c': path = optarg; break;
+		case 'f': ro.from = optarg; break;
+		case 'u': ro.until = optarg; break;
+		case 'F':
+			if (strcmp(optarg, "json") != 0 && strcmp(optarg, "text") != 0) {
+				fprintf(stderr, "%s: --format: expected json or text, got '%s'\n", progname, optarg);
+				return EXIT_USAGE;
+			}
+			out.json = strcmp(optarg, "json") == 0;
+			break;
+		case 'n': out.notify = 1; break;
+		case 'h': usage_replay(stdout); return 0;
+		default: usage_replay(stderr); return EXIT_USAGE;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "%s: unexpected argument '%s'\n", progname, argv[optind]);
+		usage_replay(stderr);
+		return EXIT_USAGE;
+	}
+	struct dw_config *cfg = load_config(path, 1);
+	if (cfg == NULL)
+		return 1;
+	char err[1024];
+	int status = 0;
+	struct dw_store *db = NULL;
+	if (dw_tz_set(cfg->timezone, err, sizeof err) != DW_OK ||
+	    dw_store_open(dw_config_db_path(cfg), &db, err, sizeof err) != DW_OK) {
+		fprintf(stderr, "%s: replay: %s\n", progname, err);
+		dw_config_free(cfg);
+		return 1;
+	}
+	out.db = db;
+	out.cfg = cfg;
+	struct dw_replay_event_ctx ctx = {.arg = &out};
+	if (dw_replay(db, cfg, &ro, print_event, &ctx, err, sizeof err) != DW_OK) {
+		fprintf(stderr, "%s: replay: %s\n", progname, err);
+		status = 1;
+	}
+	if (fflush(stdout) != 0) {
+		fprintf(stderr, "%s: replay: cannot write: %s\n", progname, strerror(errno));
+		status = 1;
+	}
+	if (out.notify)
+		fprintf(stderr, "%s: replay: %zu event(s), %zu notification(s) queued; the agent delivers them\n",
+		        progname, out.events, out.queued);
+	dw_store_close(db);
+	dw_config_free(cfg);
+	return status;
+}
+
+static int
+cmd_digest(int argc, char **argv)
+{
+	static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+	                                     {"date", required_argument, NULL, 'd'},
+	                                     {"dry-run", no_argument, NULL, 'n'},
+	                                     {"csv", no_argument, NULL, 'C'},
+	                                     {"help", no_argument, NULL, 'h'},
+	                                     {NULL, 0, NULL, 0}};
+	const char *path = getenv("DMARCWATCH_CONFIG"), *date = NULL;
+	if (path == NULL || *path == '\0')
+		path = DEFAULT_CONFIG;
+	int dry = 0, csv = 0, c;
+	while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c': path = optarg; break;
+		case 'd': date = optarg; break;
+		case 'n': dry = 1; break;
+		case 'C': csv = 1; break;
+		case 'h': usage_digest(stdout); return 0;
+		default: usage_digest(stderr); return EXIT_USAGE;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "%s: unexpected argument '%s'\n", progname, argv[optind]);
+		usage_digest(stderr);
+		return EXIT_USAGE;
+	}
+	struct dw_config *cfg = load_config(path, 1);
+	if (cfg == NULL)
+		return 1;
+	char err[1024], day[11];
+	int status = 1;
+	struct dw_store *db = NULL;
+	struct dw_digest *d = NULL;
+	int64_t t;
+	if (dw_tz_set(cfg->timezone, err, sizeof err) != DW_OK ||
+	    dw_store_open(dw_config_db_path(cfg), &db, err, sizeof err) != DW_OK)
+		goto fail;
+	if (date != NULL) {
+		if (dw_day_parse(date, &t) != 0) {
+			snprintf(err, sizeof err, "--date: expected YYYY-MM-DD, got '%s'", date);
+			goto fail;
+		}
+		snprintf(day, sizeof day, "%s", date);
+	} else {
+		dw_settled_day(cfg, (int64_t)time(NULL), day);
+	}
+	if (dw_digest_for_day(db, cfg, NULL, NULL, day, INT64_MAX, -1, &d, err, sizeof err) != DW_OK)
+		goto fail;
+	if (dry) {
+		if (csv)
+			fwrite(d->csv, 1, d->csv_len, stdout);
+		else
+			fputs(d->text, stdout);
+		status = fflush(stdout) == 0 ? 0 : 1;
+	} else if (!cfg->digest.enabled || cfg->digest.nnotify == 0) {
+		snprintf(err, sizeof err, "no digest: section with notify: in %s; use --dry-run to print it", cfg->file);
+		goto fail;
+	} else {
+		size_t queued = 0;
+		for (size_t i = 0; i < cfg->digest.nnotify; i++) {
+			int64_t id;
+			int created = 0;
+			if (dw_outbox_put(db, cfg->digest.notify[i], &d->n, dw_wall_ms(), &id, &created, err, sizeof err) !=
+			    DW_OK)
+				goto fail;
+			queued += (size_t)created;
+		}
+		printf("digest for %s: %zu notification(s) queued (already queued ones are not repeated); the agent "
+		       "delivers them\n",
+		       day, queued);
+		status = 0;
+	}
+	goto out;
+fail:
+	fprintf(stderr, "%s: digest: %s\n", progname, err);
+out:
+	dw_digest_free(d);
+	dw_store_close(db);
+	dw_config_free(cfg);
+	return status;
+}
+
 /* Signal state: written by the handlers, read by the agent loop. This is
  * the program's top level, the one place allowed to hold it. */
 static struct dw_agent_signals sigstate = {.wake_fd = -1};
@@ -996,6 +1236,38 @@ apply_settings(const struct dw_config *cfg, int verbose)
 		return -1;
 	}
 	return 0;
+}
+
+/* Rules and the digest run after each pass of the agent (agent.h hook). */
+struct judge {
+	struct dw_evaluator *ev;
+	struct dw_deliver *dl;
+};
+
+static void
+judge_hook(void *arg)
+{
+	struct judge *j = arg;
+	char err[1024];
+	int queued = 0;
+	if (j->ev == NULL)
+		return;
+	if (dw_evaluator_tick(j->ev, (int64_t)time(NULL), &queued, err, sizeof err) != DW_OK)
+		log_error("rules: %s; trying again after the next pass", err);
+	if (queued > 0)
+		dw_deliver_kick(j->dl);
+}
+
+static struct dw_evaluator *
+start_judging(const struct dw_config *cfg)
+{
+	if (cfg->nrules == 0 && !cfg->digest.enabled)
+		return NULL;
+	char err[1024];
+	struct dw_evaluator *ev = NULL;
+	if (dw_evaluator_new(cfg, &ev, err, sizeof err) != DW_OK)
+		log_error("rules: %s; rules and the digest are off until this is fixed", err);
+	return ev;
 }
 
 #define ONCE_DRAIN_MS 30000
@@ -1074,6 +1346,8 @@ cmd_run(int argc, char **argv)
 		return 1;
 	}
 	struct dw_deliver *dl = start_delivery(cfg, ns);
+	struct judge judge = {start_judging(cfg), dl};
+	dw_agent_set_hook(agent, judge_hook, &judge);
 	int status = 0, abandoned = 0;
 	if (once) {
 		log_info("one pass over %zu account(s)", cfg->naccounts);
@@ -1098,6 +1372,8 @@ cmd_run(int argc, char **argv)
 				struct dw_agent *na;
 				dw_agent_free(agent);
 				agent = NULL;
+				dw_evaluator_free(judge.ev);
+				judge.ev = NULL;
 				/* Notifiers are re-made too: stop deliveries (the outbox
 				 * keeps everything), shut the old instances down, init the
 				 * new ones. */
@@ -1119,6 +1395,8 @@ cmd_run(int argc, char **argv)
 						break;
 					}
 					dl = start_delivery(cfg, ns);
+					judge = (struct judge){start_judging(cfg), dl};
+					dw_agent_set_hook(agent, judge_hook, &judge);
 					continue;
 				}
 				dw_config_free(cfg);
@@ -1126,6 +1404,8 @@ cmd_run(int argc, char **argv)
 				agent = na;
 				ns = nns;
 				dl = start_delivery(cfg, ns);
+				judge = (struct judge){start_judging(cfg), dl};
+				dw_agent_set_hook(agent, judge_hook, &judge);
 				log_info("configuration reloaded: %zu account(s), %zu notifier(s)", cfg->naccounts,
 				         dw_notifiers_count(ns));
 			}
@@ -1133,6 +1413,7 @@ cmd_run(int argc, char **argv)
 		log_info("stopping on a signal");
 	}
 	dw_agent_free(agent);
+	dw_evaluator_free(judge.ev);
 	abandoned |= stop_delivery(dl, ns, 0);
 	dw_config_free(cfg);
 	if (abandoned) {
@@ -1175,7 +1456,10 @@ main(int argc, char **argv)
 		return cmd_test_notify(argc, argv);
 	if (strcmp(cmd, "outbox") == 0)
 		return cmd_outbox(argc, argv);
-
+	if (strcmp(cmd, "replay") == 0)
+		return cmd_replay(argc, argv);
+	if (strcmp(cmd, "digest") == 0)
+		return cmd_digest(argc, argv);
 	fprintf(stderr, "%s: unknown command '%s'\n", progname, cmd);
 	usage_main(stderr);
 	return EXIT_USAGE;

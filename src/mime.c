@@ -829,34 +829,156 @@ days_from_civil(long long y, int m, int d)
 	return era * 146097 + doe - 719468;
 }
 
-static long long
-parse_date(const char *v)
+/*
+ * RFC 5322 dates, section 3.3 with the obsolete syntax of 4.3, written out
+ * here because libetpan's parser reads "UT" and "UTC" as +0001 and misses
+ * lower-case zone names. Comments and folding white space may appear
+ * between the tokens; the day of the week is optional and not checked
+ * against the date; seconds are optional. Zones: +hhmm/-hhmm, UT, UTC, GMT,
+ * Z and the US names (EST, EDT, CST, CDT, MST, MDT, PST, PDT); military
+ * letters, other names and a missing zone count as -0000 (UTC, as 4.3
+ * says for zones whose meaning is not known). Text after the zone is
+ * ignored (MTAs append "(PST)" and worse).
+ */
+static const char *
+skip_cfws(const char *p)
 {
-	static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-	struct mailimf_date_time *dt = NULL;
-	size_t idx = 0;
-	long long t = -1;
-
-	if (mailimf_date_time_parse(v, strlen(v), &idx, &dt) != MAILIMF_NO_ERROR || dt == NULL)
-		return -1;
-	int y = dt->dt_year;
-	if (y >= 0 && y < 50)
-		y += 2000; /* RFC 5322 section 4.3: two-digit years */
-	else if (y >= 50 && y < 1000)
-		y += 1900;
-	int z = dt->dt_zone < 0 ? -dt->dt_zone : dt->dt_zone;
-	if (y >= 1900 && y <= 9999 && dt->dt_month >= 1 && dt->dt_month <= 12 && dt->dt_day >= 1 &&
-	    dt->dt_day <= mdays[dt->dt_month - 1] && dt->dt_hour >= 0 && dt->dt_hour <= 23 &&
-	    dt->dt_min >= 0 && dt->dt_min <= 59 && dt->dt_sec >= 0 && dt->dt_sec <= 60 && z <= 9959 &&
-	    z % 100 < 60) {
-		long long off = (long long)(z / 100) * 3600 + (z % 100) * 60;
-		if (dt->dt_zone < 0)
-			off = -off;
-		t = days_from_civil(y, dt->dt_month, dt->dt_day) * 86400 + dt->dt_hour * 3600LL +
-		    dt->dt_min * 60LL + dt->dt_sec - off;
+	for (;;) {
+		while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')
+			p++;
+		if (*p != '(')
+			return p;
+		int depth = 0;
+		do {
+			if (*p == '\\' && p[1] != '\0')
+				p++;
+			else if (*p == '(')
+				depth++;
+			else if (*p == ')')
+				depth--;
+			p++;
+		} while (*p != '\0' && depth > 0);
 	}
-	mailimf_date_time_free(dt);
-	return t;
+}
+
+/* Up to max digits; returns how many were read (0: none). */
+static int
+read_num(const char **pp, int max, int *v)
+{
+	const char *p = *pp;
+	int n = 0, x = 0;
+	while (n < max && *p >= '0' && *p <= '9') {
+		x = x * 10 + (*p++ - '0');
+		n++;
+	}
+	if (*p >= '0' && *p <= '9')
+		return 0; /* too many digits */
+	*pp = p;
+	*v = x;
+	return n;
+}
+
+/* A word of letters, lower-cased into w (at most cap - 1 of them). */
+static size_t
+read_word(const char **pp, char *w, size_t cap)
+{
+	const char *p = *pp;
+	size_t n = 0;
+	while ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')) {
+		if (n + 1 >= cap)
+			return 0;
+		w[n++] = (char)lower((unsigned char)*p++);
+	}
+	w[n] = '\0';
+	*pp = p;
+	return n;
+}
+
+long long
+dw_mail_date(const char *v)
+{
+	static const char months[] = "janfebmaraprmayjunjulaugsepoctnovdec";
+	static const char wdays[] = "montuewedthufrisatsun";
+	static const struct {
+		const char *name;
+		int off; /* minutes east of UTC */
+	} zones[] = {{"ut", 0},        {"utc", 0},       {"gmt", 0},       {"z", 0},
+	             {"est", -5 * 60}, {"edt", -4 * 60}, {"cst", -6 * 60}, {"cdt", -5 * 60},
+	             {"mst", -7 * 60}, {"mdt", -6 * 60}, {"pst", -8 * 60}, {"pdt", -7 * 60}};
+	static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	char w[16];
+	int day, mon = 0, year, hour, min, sec = 0, off = 0;
+
+	if (v == NULL)
+		return -1;
+	const char *p = skip_cfws(v);
+	if (read_word(&p, w, sizeof w) > 0) {
+		/* "Tue," or "Tuesday,": only a day name may come first. */
+		int known = 0;
+		for (int i = 0; i < 7 && strlen(w) >= 3; i++)
+			if (memcmp(wdays + 3 * i, w, 3) == 0)
+				known = 1;
+		if (!known)
+			return -1;
+		p = skip_cfws(p);
+		if (*p++ != ',')
+			return -1;
+		p = skip_cfws(p);
+	}
+	if (read_num(&p, 2, &day) == 0)
+		return -1;
+	p = skip_cfws(p);
+	if (read_word(&p, w, sizeof w) != 3)
+		return -1;
+	for (int i = 0; i < 12; i++)
+		if (memcmp(months + 3 * i, w, 3) == 0)
+			mon = i + 1;
+	if (mon == 0)
+		return -1;
+	p = skip_cfws(p);
+	int ny = read_num(&p, 4, &year);
+	if (ny < 2)
+		return -1;
+	if (ny == 2)
+		year += year < 50 ? 2000 : 1900; /* section 4.3 */
+	else if (ny == 3)
+		year += 1900;
+	p = skip_cfws(p);
+	if (read_num(&p, 2, &hour) == 0)
+		return -1;
+	p = skip_cfws(p);
+	if (*p++ != ':')
+		return -1;
+	p = skip_cfws(p);
+	if (read_num(&p, 2, &min) != 2)
+		return -1;
+	const char *q = skip_cfws(p);
+	if (*q == ':') {
+		q = skip_cfws(q + 1);
+		if (read_num(&q, 2, &sec) != 2)
+			return -1;
+		p = q;
+	}
+	p = skip_cfws(p);
+	if (*p == '+' || *p == '-') {
+		int z;
+		const char *d = p + 1;
+		if (read_num(&d, 4, &z) != 4 || z % 100 > 59)
+			return -1;
+		off = (z / 100) * 60 + z % 100;
+		if (*p == '-')
+			off = -off;
+	} else if (read_word(&p, w, sizeof w) > 0) {
+		for (size_t i = 0; i < sizeof zones / sizeof zones[0]; i++)
+			if (strcmp(w, zones[i].name) == 0)
+				off = zones[i].off;
+	}
+
+	int leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+	int dim = mdays[mon - 1] + (mon == 2 && leap);
+	if (year < 1900 || year > 9999 || day < 1 || day > dim || hour > 23 || min > 59 || sec > 60)
+		return -1;
+	return days_from_civil(year, mon, day) * 86400 + hour * 3600LL + min * 60LL + sec - off * 60LL;
 }
 
 static char *
@@ -922,7 +1044,7 @@ read_headers(struct dw_mail *m, const char *hdr, size_t len)
 	struct mailimf_fields *fields = NULL;
 	size_t idx = 0;
 	size_t cap = 0;
-	int seen_date = 0;
+	int seen_date = 0, seen_received = 0;
 
 	/* All fields raw: From and Date are wanted as written, not re-formatted. */
 	if (mailimf_optional_fields_parse(hdr, len, &idx, &fields) != MAILIMF_NO_ERROR || fields == NULL)
@@ -965,11 +1087,22 @@ read_headers(struct dw_mail *m, const char *hdr, size_t len)
 				}
 				m->subject = u;
 			}
+		} else if (ascii_casecmp(name, "Received") == 0) {
+			/* The top one is the last hop: when the mail arrived. Its
+			 * date follows the last ';' (RFC 5322 section 3.6.7). */
+			if (!seen_received) {
+				seen_received = 1;
+				char *u = unfold(value);
+				char *semi = strrchr(u, ';');
+				if (semi != NULL)
+					m->received_epoch = dw_mail_date(semi + 1);
+				free(u);
+			}
 		} else if (ascii_casecmp(name, "Date") == 0) {
 			if (!seen_date) {
 				seen_date = 1;
 				m->date = unfold(value);
-				m->date_epoch = parse_date(m->date);
+				m->date_epoch = dw_mail_date(m->date);
 			} else
 				dw_quirks_add(&m->quirks, "header-repeated:date");
 		}
@@ -1000,6 +1133,7 @@ dw_mime_parse(const unsigned char *msg, size_t len, const struct dw_limits *limi
 
 	sc.mail = xcalloc(1, sizeof *sc.mail);
 	sc.mail->date_epoch = -1;
+	sc.mail->received_epoch = -1;
 
 	/* Files from mbox-style stores begin with an envelope "From " line,
 	 * which is no header field and would end the header at once. */

@@ -147,6 +147,21 @@ static const struct migration migrations[] = {
 	 ");"
 	 "CREATE INDEX outbox_due ON outbox(notifier, next_at) WHERE state = 'pending';"
 	 "CREATE INDEX outbox_done ON outbox(done_at) WHERE state <> 'pending';"},
+	/* Alert incidents (alerts.c): one row per (rule, group); days are
+	 * YYYY-MM-DD in the configured zone, last_sent seconds UTC. */
+	{4,
+	 "CREATE TABLE alerts ("
+	 " rule TEXT NOT NULL,"
+	 " grp TEXT NOT NULL,"
+	 " domain TEXT NOT NULL,"
+	 " open INTEGER NOT NULL,"
+	 " severity INTEGER NOT NULL,"
+	 " opened_day TEXT NOT NULL,"
+	 " last_true_day TEXT NOT NULL,"
+	 " resolved_day TEXT NOT NULL DEFAULT '',"
+	 " last_sent INTEGER NOT NULL,"
+	 " PRIMARY KEY (rule, grp)"
+	 ");"},
 };
 
 #define SCHEMA_VERSION (migrations[sizeof migrations / sizeof migrations[0] - 1].version)
@@ -1253,6 +1268,97 @@ dw_store_foreach(struct dw_store *s, const struct dw_store_query *q,
 	}
 	if (step != SQLITE_DONE)
 		rc = store_err(s, err, errlen, "cannot read the reports");
+out:
+	sqlite3_finalize(st);
+	free(domain);
+	free(sql);
+	return rc;
+}
+
+/* The first reason's type from the stored reasons JSON; NULL when there is
+ * none or the text is not what store.c writes. *hold keeps it alive. */
+static const char *
+first_reason(const char *reasons, json_t **hold)
+{
+	*hold = NULL;
+	if (reasons == NULL)
+		return NULL;
+	json_t *a = json_loads(reasons, JSON_DECODE_ANY, NULL);
+	const char *type = json_string_value(json_object_get(json_array_get(a, 0), "type"));
+	if (type == NULL) {
+		json_decref(a);
+		return NULL;
+	}
+	*hold = a;
+	return type;
+}
+
+int
+dw_store_foreach_records(struct dw_store *s, const struct dw_store_query *q,
+                         int (*cb)(void *ctx, const struct dw_store_rec_row *row), void *ctx, char *err,
+                         size_t errlen)
+{
+	/*
+	 * As in dw_store_foreach: reports outside (a LEFT JOIN keeps the order
+	 * and the reports without records), records through records_report,
+	 * so a report's records are read together and in rowid order. No
+	 * GROUP BY or ORDER BY: nothing is sorted or held here.
+	 */
+	char *sql = xasprintf("SELECT r.id, r.policy_domain, r.org_name, r.\"begin\", r.\"end\","
+	                      " COALESCE(r.received, r.imported_at),"
+	                      " r.p, r.sp, r.np, r.adkim, r.aspf, r.pct, r.testing,"
+	                      " c.source_ip, c.disposition, c.dkim, c.spf, c.header_from, c.reasons, c.count"
+	                      " FROM reports r LEFT JOIN records c INDEXED BY records_report ON c.report = r.id"
+	                      " WHERE r.superseded_by IS NULL AND r.hash IS NOT NULL"
+	                      " AND r.\"begin\" < ?1 AND max(r.\"begin\", r.\"end\") >= ?2%s",
+	                      q->domain != NULL ? " AND r.policy_domain = ?3" : "");
+	sqlite3_stmt *st = NULL;
+	char *domain = lower_dup(q->domain);
+	int rc = DW_OK;
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
+		rc = store_err(s, err, errlen, "cannot query the records");
+		goto out;
+	}
+	sqlite3_bind_int64(st, 1, q->to);
+	sqlite3_bind_int64(st, 2, q->from);
+	if (domain != NULL)
+		sqlite3_bind_text(st, 3, domain, -1, SQLITE_STATIC);
+
+	int step;
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		struct dw_store_rec_row row;
+		row.report = sqlite3_column_int64(st, 0);
+		row.domain = (const char *)sqlite3_column_text(st, 1);
+		row.org_name = (const char *)sqlite3_column_text(st, 2);
+		row.begin = sqlite3_column_int64(st, 3);
+		row.end = sqlite3_column_int64(st, 4);
+		row.received = sqlite3_column_int64(st, 5);
+		row.p = (const char *)sqlite3_column_text(st, 6);
+		row.sp = (const char *)sqlite3_column_text(st, 7);
+		row.np = (const char *)sqlite3_column_text(st, 8);
+		row.adkim = (const char *)sqlite3_column_text(st, 9);
+		row.aspf = (const char *)sqlite3_column_text(st, 10);
+		row.pct = sqlite3_column_type(st, 11) == SQLITE_NULL ? -1 : sqlite3_column_int(st, 11);
+		row.testing = (const char *)sqlite3_column_text(st, 12);
+		row.source_ip = (const char *)sqlite3_column_text(st, 13);
+		row.disposition = (const char *)sqlite3_column_text(st, 14);
+		row.dkim = (const char *)sqlite3_column_text(st, 15);
+		row.spf = (const char *)sqlite3_column_text(st, 16);
+		row.header_from = (const char *)sqlite3_column_text(st, 17);
+		row.reasons = (const char *)sqlite3_column_text(st, 18);
+		int64_t c = sqlite3_column_int64(st, 19);
+		row.count = c > 0 ? (uint64_t)c : 0;
+		json_t *hold;
+		row.reason = first_reason(row.reasons, &hold);
+		int cbrc = cb(ctx, &row);
+		json_decref(hold);
+		if (cbrc != 0) {
+			rc = dw_err(err, errlen, cbrc, "store %s: reading the records stopped (code %d)", s->path, cbrc);
+			goto out;
+		}
+	}
+	if (step != SQLITE_DONE)
+		rc = store_err(s, err, errlen, "cannot read the records");
 out:
 	sqlite3_finalize(st);
 	free(domain);

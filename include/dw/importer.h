@@ -25,6 +25,10 @@ typedef void dw_import_fail_fn(void *arg, const struct dw_doc_info *doc, const c
 struct dw_importer {
 	struct dw_store *store;           /* borrowed */
 	struct dw_provenance prov;        /* borrowed strings; prov.member is set per document */
+	int mail_dates;                   /* 1: when the item is a mail whose top Received: (else
+	                                     Date:) date parses, that replaces prov.received.
+	                                     For `import`, where prov.received is only the file's
+	                                     mtime; the mailbox sources keep their INTERNALDATE. */
 	dw_import_fail_fn *on_fail;       /* may be NULL */
 	void *on_fail_arg;
 	struct dw_import_counts item;     /* counts of the current item */

@@ -25,6 +25,9 @@ struct dw_doc_info {
 	const char *item;     /* the item's name: file path, "-", "account uid 42" */
 	const char *where;    /* "", "part 2 (google.com!x!1!2.zip)", "member a.xml"...; never NULL */
 	unsigned index;       /* 0-based document number within the item */
+	int64_t mail_received;/* the item is a mail: when it arrived by its own headers (the
+	                         top Received: date, else Date:), seconds UTC; -1 for a bare
+	                         XML/gzip/zip file or when neither date parses */
 };
 
 struct dw_ingest_cb {

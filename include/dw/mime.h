@@ -47,6 +47,8 @@ struct dw_mail {
 	char *subject;
 	char *date;             /* the raw Date: value */
 	long long date_epoch;   /* Date: as seconds UTC, or -1 when absent/unparseable */
+	long long received_epoch; /* the date of the top Received: field (after its last ';'),
+	                             seconds UTC, or -1 when absent/unparseable */
 	char **auth_results;    /* owned: every Authentication-Results value, top first */
 	size_t n_auth_results;
 	int is_feedback_report; /* 1 if some part is multipart/report; report-type=feedback-report (RFC 6591) */
@@ -69,6 +71,14 @@ struct dw_mail {
 int dw_mime_parse(const unsigned char *msg, size_t len, const struct dw_limits *limits,
                   struct dw_mail **out, char *err, size_t errlen);
 void dw_mail_free(struct dw_mail *m); /* NULL-safe */
+
+/*
+ * An RFC 5322 date-time (section 3.3, with the obsolete forms of 4.3:
+ * comments, two-digit years, UT/GMT/EST...PDT) as seconds UTC, or -1 when
+ * it is not one. Military and unknown zone names, and a missing zone,
+ * count as -0000 (UTC). Text after the zone is ignored.
+ */
+long long dw_mail_date(const char *v);
 
 /*
  * Caps on MIME structure, checked by dw_mime_parse before libetpan sees the

@@ -33,7 +33,8 @@ struct dw_provenance {
 	const char *member;      /* zip member or MIME part description, may be NULL */
 	const char *message_id;
 	int64_t uidvalidity, uid;/* IMAP; -1 otherwise */
-	int64_t received;        /* seconds UTC: INTERNALDATE / file mtime; -1 unknown */
+	int64_t received;        /* seconds UTC: INTERNALDATE, a mail file's top Received: or Date:
+	                            (importer.h mail_dates), else the file's mtime; -1 unknown */
 };
 
 enum dw_store_outcome {
@@ -99,6 +100,32 @@ struct dw_store_row {        /* valid during the callback only */
 int dw_store_foreach(struct dw_store *s, const struct dw_store_query *q,
                      int (*cb)(void *ctx, const struct dw_store_row *row), void *ctx,
                      char *err, size_t errlen);
+
+/*
+ * Record-level rows, for facts.c: every record of every current
+ * (non-superseded) report overlapping [from, to) (and of q->domain when not
+ * NULL; q->by_source is ignored), unfolded beyond the store's own folding,
+ * with its report's metadata and policy_published. A report's rows come
+ * together. A report without records yields one row with source_ip NULL
+ * and count 0, so its policy is still seen.
+ */
+struct dw_store_rec_row {    /* valid during the callback only */
+	int64_t report;          /* report row id */
+	const char *domain, *org_name;             /* may be NULL */
+	int64_t begin, end;
+	int64_t received;        /* seconds UTC: reports.received, else imported_at */
+	const char *p, *sp, *np, *adkim, *aspf, *testing; /* policy_published; NULL when absent */
+	int pct;                 /* -1 when absent */
+	const char *source_ip;   /* NULL: the report has no records */
+	const char *disposition, *dkim, *spf;       /* policy_evaluated; may be NULL */
+	const char *header_from; /* may be NULL */
+	const char *reasons;     /* the stored JSON [{"type", "comment"}], or NULL */
+	const char *reason;      /* the first reason's type, or NULL */
+	uint64_t count;
+};
+int dw_store_foreach_records(struct dw_store *s, const struct dw_store_query *q,
+                             int (*cb)(void *ctx, const struct dw_store_rec_row *row), void *ctx,
+                             char *err, size_t errlen);
 
 /* Counters for tests and `import`: number of current reports and records. */
 int dw_store_counts(struct dw_store *s, int64_t *reports, int64_t *records, char *err, size_t errlen);

@@ -692,6 +692,111 @@ test_headers(void)
 }
 
 /* ------------------------------------------------------------------ */
+/* RFC 5322 dates (dw_mail_date) and the top Received: field.          */
+
+/* 2026-03-03T10:00:00Z, from Python's calendar.timegm. */
+#define T0 1772532000LL
+#define HOUR 3600LL
+
+static void
+test_dates(void)
+{
+	static const struct {
+		const char *v;
+		long long want;
+	} cases[] = {
+	    {"Tue, 3 Mar 2026 10:00:00 +0000", T0},
+	    {"Tue, 03 Mar 2026 10:00:00 -0700", T0 + 7 * HOUR},
+	    {"Tue, 3 Mar 2026 10:00:00 +0530", T0 - 5 * HOUR - 1800},
+	    {"Tue, 3 Mar 2026 10:00:00 +0100 (CET)", T0 - HOUR},
+	    {"Tue, 3 Mar 2026 10:00:00 -0000", T0},
+	    {"3 Mar 2026 10:00:00 GMT", T0},
+	    {"Tue, 3 Mar 2026 10:00:00 UT", T0},
+	    {"Tue, 3 Mar 2026 10:00:00 UTC", T0},
+	    {"Tue, 3 Mar 2026 10:00:00 Z", T0},
+	    {"tue, 3 mar 2026 10:00:00 est", T0 + 5 * HOUR},
+	    {"Tue, 3 Mar 2026 10:00:00 EDT", T0 + 4 * HOUR},
+	    {"Tue, 3 Mar 2026 10:00:00 CST", T0 + 6 * HOUR},
+	    {"Tue, 3 Mar 2026 10:00:00 CDT", T0 + 5 * HOUR},
+	    {"Tue, 3 Mar 2026 10:00:00 MST", T0 + 7 * HOUR},
+	    {"Tue, 3 Mar 2026 10:00:00 MDT", T0 + 6 * HOUR},
+	    {"Tue, 3 Mar 2026 10:00:00 PST", T0 + 8 * HOUR},
+	    {"Tue, 3 Mar 2026 10:00:00 PDT", T0 + 7 * HOUR},
+	    {"Tue, 3 Mar 2026 10:00:00 A", T0},        /* military: -0000 */
+	    {"Tue, 3 Mar 2026 10:00:00 CEST", T0},     /* unknown name: -0000 */
+	    {"Tue, 3 Mar 2026 10:00:00", T0},          /* no zone: -0000 */
+	    {"Tue, 3 Mar 2026 10:00 +0000", T0},       /* no seconds */
+	    {"Tue, 3 Mar 26 10:00:00 +0000", T0},      /* two-digit year: 2026 */
+	    {"Tue, 3 Mar 126 10:00:00 +0000", T0},     /* three digits: 1900 + 126 */
+	    {"Fri, 31 Dec 99 23:59:59 +0000", 946684799LL},
+	    {"Thu, 29 Feb 2024 23:59:59 +0000", 1709251199LL},
+	    {"Tuesday, 3 Mar 2026 10:00:00 +0000", T0},
+	    {"(c) Tue (x) , 3 (y) Mar (z) 2026 10 : 00 : 00 (w) +0000", T0},
+	    {"Tue,\r\n 3 Mar 2026\r\n\t10:00:00 +0000", T0},
+	    {"  Tue, 3 Mar 2026 10:00:00 +0000 (UTC) and more", T0},
+	    {"Thu, 1 Jan 1970 00:00:00 +0000", 0},
+	    {"Thu, 29 Feb 2023 10:00:00 +0000", -1},
+	    {"Tue, 31 Apr 2026 10:00:00 +0000", -1},
+	    {"Tue, 3 Mar 2026 24:00:00 +0000", -1},
+	    {"Tue, 3 Mar 2026 10:60:00 +0000", -1},
+	    {"Tue, 3 Mar 2026 10:00:61 +0000", -1},
+	    {"Tue, 3 Mar 2026 10:00:00 +0060", -1},
+	    {"Tue, 3 Mar 2026 10:00:00 +00", -1},
+	    {"Tue, 3 Foo 2026 10:00:00 +0000", -1},
+	    {"Tue 3 Mar 2026 10:00:00 +0000", -1},     /* day name without comma */
+	    {"Xyz, 3 Mar 2026 10:00:00 +0000", -1},
+	    {"Tue Mar  3 10:00:00 2026", -1},          /* asctime */
+	    {"Tue, 3 Mar 20260 10:00:00 +0000", -1},
+	    {"Tue, 3 Mar 1899 10:00:00 +0000", -1},
+	    {"Tue, 3 Mar 2026", -1},
+	    {"", -1},
+	    {"(unterminated", -1},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char name[80]; /* the value, CR and LF shown as '|' to keep TAP lines whole */
+		snprintf(name, sizeof name, "%s", cases[i].v);
+		for (char *c = name; *c != '\0'; c++)
+			if (*c == '\r' || *c == '\n')
+				*c = '|';
+		is_int(dw_mail_date(cases[i].v), cases[i].want, "date: '%s'", name);
+	}
+	is_int(dw_mail_date(NULL), -1, "date: NULL");
+
+	struct dw_mail *m;
+	char err[256] = "";
+	static const char msg1[] =
+		"Received: from mx.example.net (mx [192.0.2.1]) (using TLSv1.3; x)\r\n"
+		"\tby mx.example.com (Postfix) with ESMTPS id 1; Tue, 3 Mar 2026 05:00:00 -0500 (EST)\r\n"
+		"Received: by mx.example.net; Mon, 2 Mar 2026 10:00:00 +0000\r\n"
+		"Date: Sun, 1 Mar 2026 10:00:00 +0000\r\n"
+		"\r\nbody\r\n";
+	int rc = dw_mime_parse((const unsigned char *)msg1, sizeof msg1 - 1, &lim, &m, err, sizeof err);
+	if (rc == DW_OK) {
+		is_int(m->received_epoch, T0, "received: the top field's date, after its last ';'");
+		is_int(m->date_epoch, T0 - 2 * 24 * HOUR, "received: Date: read apart");
+		dw_mail_free(m);
+	} else
+		ok(0, "received: msg1 parses: %s", err);
+
+	static const char msg2[] = "Received: from a by b\r\nReceived: by c; Tue, 3 Mar 2026 10:00:00 +0000\r\n\r\nx";
+	rc = dw_mime_parse((const unsigned char *)msg2, sizeof msg2 - 1, &lim, &m, err, sizeof err);
+	if (rc == DW_OK) {
+		is_int(m->received_epoch, -1, "received: the top field has no date: -1 (the next is not used)");
+		is_int(m->date_epoch, -1, "received: no Date: -1");
+		dw_mail_free(m);
+	} else
+		ok(0, "received: msg2 parses: %s", err);
+
+	static const char msg3[] = "Subject: none\r\n\r\nx";
+	rc = dw_mime_parse((const unsigned char *)msg3, sizeof msg3 - 1, &lim, &m, err, sizeof err);
+	if (rc == DW_OK) {
+		is_int(m->received_epoch, -1, "received: absent: -1");
+		dw_mail_free(m);
+	} else
+		ok(0, "received: msg3 parses: %s", err);
+}
+
+/* ------------------------------------------------------------------ */
 /* Hostile input.                                                      */
 
 static void
@@ -984,6 +1089,7 @@ main(void)
 	test_corpus_other();
 	test_fixtures();
 	test_headers();
+	test_dates();
 	test_garbage();
 	test_many_parts();
 	test_deep_nest();

@@ -382,7 +382,7 @@ test_delivery(void)
 	while (lines_in(recp) < 2 && dw_mono_ms() - t0 < 5000)
 		usleep(20000);
 	int64_t rec_ms = dw_mono_ms() - t0;
-	ok(lines_in(recp) == 2 && rec_ms < 1500,
+	ok(lines_in(recp) == 2 && rec_ms < 4000,
 	   "rec delivered both entries in %lld ms while slow sleeps 8 s", (long long)rec_ms);
 	while (lines_in(flakyp) < 1 && dw_mono_ms() - t0 < 10000)
 		usleep(20000);
