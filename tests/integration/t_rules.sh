@@ -102,9 +102,11 @@ class Model:
         for dom, _, ip, cnt, ok_, _, _ in self.kept(r, d, asof):
             tot[(dom, self.net(ip))] += cnt
             good[(dom, self.net(ip))] += cnt if ok_ else 0
-        # passing: fail -- mostly failing (a tie counts as failing)
+        # passing: fail -- mostly failing (a tie counts as failing); a domain without any earlier
+        # facts in the lookback (the first day of a history) has nothing to be new against
+        known = {dom for dom, _ in seen}
         return {"%s|%s" % g: (g[0], float(tot[g])) for g in tot
-                if g not in seen and tot[g] >= r["min_messages"] and not good[g] * 2 > tot[g]}
+                if g not in seen and g[0] in known and tot[g] >= r["min_messages"] and not good[g] * 2 > tot[g]}
 
     def present(self, r, d, asof):
         return {(dom, rep) for dom, rep, rcv, _, _ in self.pols.get(d, [])
@@ -287,6 +289,9 @@ for zone, name in (("America/New_York", "ny"), ("Asia/Tokyo", "tokyo")):
         if w is None:
             continue
         r = RULE[w[2]]
+        if set(e) != {"day", "at", "rule", "kind", "domain", "group", "severity", "state", "value", "threshold",
+                      "message"}:
+            bad.append("members %s" % sorted(e))
         if e.get("kind") != r["kind"] or e.get("domain") != w[3] or e.get("severity") != r["severity"] \
                 or not e.get("message"):
             bad.append("kind/domain/severity/message: %s" % e)
