@@ -5,6 +5,7 @@
 #include "dw/importer.h"
 #include "dw/ingest.h"
 #include "dw/log.h"
+#include "dw/progress.h"
 #include "dw/source.h"
 #include "dw/store.h"
 #include "dw/trust.h"
@@ -52,6 +53,7 @@ struct dw_agent {
 	size_t nacct;
 	void (*hook)(void *arg);         /* run after each pass (main: rules, digest) */
 	void *hook_arg;
+	struct dw_progress *progress;    /* borrowed; NULL: none (see dw_agent_set_progress) */
 };
 
 enum { V_STORED, V_DUPLICATE, V_NOT_REPORT, V_INVALID, V_UNTRUSTED };
@@ -115,6 +117,7 @@ struct msgctx {
 	struct dw_agent *a;
 	struct account *ac;
 	uint32_t last_uid; /* highest uid committed in this batch */
+	uint32_t counted_uid; /* the progress total covers the listed uids up to this */
 	int store_error;
 	char store_err[512];
 };
@@ -144,6 +147,20 @@ first_failure(void *arg, const struct dw_doc_info *doc, const char *msg)
 		snprintf(reason, 512, "%s%s%s", doc->where, doc->where[0] ? ": " : "", msg);
 }
 
+/* Grow the progress total when a message beyond the part already counted
+ * arrives: the source has just listed it, with whatever follows it. */
+static void
+progress_count(struct msgctx *mc, uint32_t uid)
+{
+	struct dw_source *src = mc->ac->src;
+	if (mc->a->progress == NULL || uid <= mc->counted_uid)
+		return;
+	uint32_t last = uid;
+	uint64_t n = src->ops->pending != NULL ? src->ops->pending(src, uid - 1, &last) : 0;
+	dw_progress_add_total(mc->a->progress, n > 0 ? n : 1);
+	mc->counted_uid = last > uid ? last : uid;
+}
+
 static int
 on_message(void *ctx, const struct dw_msg *m, char *err, size_t errlen)
 {
@@ -159,6 +176,7 @@ on_message(void *ctx, const struct dw_msg *m, char *err, size_t errlen)
 
 	if (a->sig->stop)
 		return dw_err(err, errlen, DW_E_SOURCE, "stopping on a signal");
+	progress_count(mc, m->uid);
 
 	memset(&res, 0, sizeof res);
 	snprintf(name, sizeof name, "account %s uid %" PRIu32, c->name, m->uid);
@@ -238,6 +256,7 @@ on_message(void *ctx, const struct dw_msg *m, char *err, size_t errlen)
 	ac->n_msgs++;
 	ac->n_reports += mv.reports;
 	ac->n_verdict[v]++;
+	dw_progress_step(a->progress, 1); /* before the log line, which redraws it */
 	log_info("account=%s uid=%" PRIu32 " verdict=%s reports=%u%s%s", c->name, m->uid, verdict_name[v], mv.reports,
 	         reason[0] ? " reason=" : "", reason);
 	if (mv.folder != NULL)
@@ -414,6 +433,8 @@ account_pass(struct dw_agent *a, struct account *ac)
 		return rc;
 	}
 	account_ok(ac);
+	if (!a->sig->stop && dw_store_mark_pass(a->store, c->name, (int64_t)time(NULL), err, sizeof err) != DW_OK)
+		log_warn("account=%s: %s (metrics only)", c->name, err);
 	dw_log(ac->n_msgs > 0 ? DW_LOG_INFO : DW_LOG_DEBUG,
 		 "account=%s: pass done: %u message(s), %u report(s) stored; stored %u, duplicate %u, "
 		         "not-a-report %u, invalid %u, untrusted %u",
@@ -476,6 +497,12 @@ dw_agent_set_hook(struct dw_agent *a, void (*fn)(void *arg), void *arg)
 {
 	a->hook = fn;
 	a->hook_arg = arg;
+}
+
+void
+dw_agent_set_progress(struct dw_agent *a, struct dw_progress *p)
+{
+	a->progress = p;
 }
 
 static void

@@ -19,6 +19,7 @@
  * changes directory still finds them.
  */
 #include "dw/config.h"
+#include "dw/metrics.h"
 #include "dw/util.h"
 #include "dmarcwatch/notifier.h"
 
@@ -1249,7 +1250,8 @@ get_secret(struct ctx *x, const struct dw_cfg_node *map, const char *key, char *
 /* Sections                                                            */
 
 static const char *const top_keys[] = {"state_dir", "timezone",  "log",    "limits",     "accounts",
-                                       "notifiers", "plugin_dir", "outbox", "rules", "settle", "digest", NULL};
+                                       "notifiers", "plugin_dir", "outbox", "rules", "settle", "digest",
+                                       "metrics_file", "metrics_listen", NULL};
 static const char *const outbox_keys[] = {"keep", NULL};
 /* Keys of a notifiers: entry the agent keeps; every other goes to the plugin. */
 static const char *const notifier_host_keys[] = {"name",      "plugin",    "timeout",
@@ -2462,6 +2464,50 @@ load_digest(struct ctx *x, const struct dw_cfg_node *root, struct dw_config *c)
 	path_pop(x, saved);
 }
 
+/*
+ * metrics_file: its directory must exist now (the agent does not create
+ * it; with node_exporter it is the textfile collector's directory).
+ * metrics_listen: an address and a port, checked by metrics.c's own parser.
+ */
+static void
+load_metrics(struct ctx *x, const struct dw_cfg_node *root, struct dw_config *c)
+{
+	if (get_path(x, root, "metrics_file", &c->metrics_file) == 1) {
+		const struct dw_cfg_node *n = lookup(root, "metrics_file");
+		size_t saved = path_key(x, "metrics_file");
+		const char *f = c->metrics_file, *slash = strrchr(f, '/');
+		char *dir = slash == NULL ? xstrdup(".") : slash == f ? xstrdup("/") : xstrndup(f, (size_t)(slash - f));
+		const char *base = slash == NULL ? f : slash + 1;
+		struct stat st;
+		if (base[0] == '\0' || strcmp(base, ".") == 0 || strcmp(base, "..") == 0 ||
+		    (stat(f, &st) == 0 && S_ISDIR(st.st_mode)))
+			err_node(x, n, "%s is a directory; name a file in it, like %s%sdmarcwatch.prom", f, f,
+			         f[strlen(f) - 1] == '/' ? "" : "/");
+		else if (stat(dir, &st) != 0)
+			err_node(x, n, "cannot use the directory %s: %s%s", dir, strerror(errno),
+			         errno == ENOENT ? " (create it first: the agent writes the file, not the directory)" : "");
+		else if (!S_ISDIR(st.st_mode))
+			err_node(x, n, "%s is not a directory", dir);
+		else if (strlen(base) < 6 || strcmp(base + strlen(base) - 5, ".prom") != 0)
+			warn_at(x, n->line, n->col,
+			        "%s does not end in .prom: node_exporter's textfile collector reads only *.prom files", base);
+		free(dir);
+		path_pop(x, saved);
+	}
+	char *listen = NULL;
+	if (get_str(x, root, "metrics_listen", &listen) == 1) {
+		const struct dw_cfg_node *n = lookup(root, "metrics_listen");
+		size_t saved = path_key(x, "metrics_listen");
+		char why[512];
+		if (dw_metrics_check_listen(listen, why, sizeof why) != DW_OK)
+			err_node(x, n, "%s", why);
+		else
+			c->metrics_listen = xstrdup(listen);
+		path_pop(x, saved);
+	}
+	free(listen);
+}
+
 static void
 load_top(struct ctx *x, const struct dw_cfg_node *root, struct dw_config *c)
 {
@@ -2496,6 +2542,7 @@ load_top(struct ctx *x, const struct dw_cfg_node *root, struct dw_config *c)
 	load_notifiers(x, root, c);
 	load_rules(x, root, c);  /* after notifiers: rules name them */
 	load_digest(x, root, c);
+	load_metrics(x, root, c);
 }
 
 /* ------------------------------------------------------------------ */
@@ -2705,6 +2752,8 @@ dw_config_free(struct dw_config *c)
 	free(c->state_dir);
 	free(c->timezone);
 	free(c->db_path);
+	free(c->metrics_file);
+	free(c->metrics_listen);
 	free(c);
 }
 

@@ -1,5 +1,6 @@
 /* log.c - stderr or syslog logging with levels. See dw/log.h. */
 #include "dw/log.h"
+#include "dw/progress.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -9,6 +10,17 @@
 /* Process-wide settings, written once by main before anything logs. */
 static int log_level = DW_LOG_INFO;
 static int log_syslog;
+/* The progress line on stderr, if one is shown (read and written under
+ * stderr's lock: notifier threads log too). */
+static struct dw_progress *log_progress;
+
+void
+dw_log_set_progress(struct dw_progress *p)
+{
+	flockfile(stderr);
+	log_progress = p;
+	funlockfile(stderr);
+}
 
 void
 dw_log_init(int level, int to_syslog, const char *ident)
@@ -42,8 +54,14 @@ dw_log(int level, const char *fmt, ...)
 		struct tm tm;
 		gmtime_r(&now, &tm);
 		strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
+		/* Clear the progress line, log, redraw it; all under stderr's
+		 * lock, which the progress functions take too. */
+		flockfile(stderr);
+		dw_progress_clear(log_progress);
 		fprintf(stderr, "%s dmarcwatch[%s]: %s\n", ts, names[level], msg);
 		fflush(stderr);
+		dw_progress_step(log_progress, 0);
+		funlockfile(stderr);
 	}
 	errno = saved;
 }

@@ -9,6 +9,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
+#include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,9 +36,12 @@
 #include "dw/importer.h"
 #include "dw/ingest.h"
 #include "dw/limits.h"
+#include "dw/metrics.h"
 #include "dw/oauth2.h"
 #include "dw/output.h"
+#include "dw/progress.h"
 #include "dw/report.h"
+#include "dw/sdnotify.h"
 #include "dw/store.h"
 
 #define EXIT_USAGE 2
@@ -203,12 +208,14 @@ struct import_run {
 	unsigned not_reports;
 	unsigned item_failures; /* items that could not be read at all */
 	int store_dead;
+	struct dw_progress *prog; /* "n/N files" on a terminal; NULL otherwise */
 };
 
 static void
 import_fail(void *arg, const struct dw_doc_info *doc, const char *msg)
 {
-	(void)arg;
+	struct import_run *ir = arg;
+	dw_progress_clear(ir->prog);
 	fprintf(stderr, "%s: %s%s%s: %s\n", progname, doc->item, doc->where[0] ? ": " : "", doc->where, msg);
 }
 
@@ -227,23 +234,28 @@ import_file(struct import_run *ir, const char *path)
 	im.prov.received = (strcmp(path, "-") != 0 && stat(path, &st) == 0) ? (int64_t)st.st_mtime : -1;
 	im.mail_dates = 1; /* a mail's arrival: its top Received: date, else Date: */
 	im.on_fail = import_fail;
+	im.on_fail_arg = ir;
 
 	if (dw_importer_item_begin(&im, err, sizeof err) != DW_OK) {
+		dw_progress_clear(ir->prog);
 		fprintf(stderr, "%s: %s: %s\n", progname, path, err);
 		ir->store_dead = 1;
 		return;
 	}
 	int rc = dw_ingest_path(path, &ir->limits, &dw_importer_cb, &im, &res);
 	if (dw_importer_item_end(&im, err, sizeof err) != DW_OK) {
+		dw_progress_clear(ir->prog);
 		fprintf(stderr, "%s: %s: not imported: %s\n", progname, path, err);
 		ir->store_dead = 1;
 		dw_ingest_result_clear(&res);
 		return;
 	}
 	if (rc != DW_OK) {
+		dw_progress_clear(ir->prog); /* the next step redraws it */
 		fprintf(stderr, "%s: %s: %s\n", progname, path, res.reason);
 		ir->item_failures++;
 	} else if (res.not_report) {
+		dw_progress_clear(ir->prog);
 		fprintf(stderr, "%s: %s: not a report: %s\n", progname, path, res.reason);
 		ir->not_reports++;
 	}
@@ -266,15 +278,18 @@ import_tree(struct import_run *ir, const char *path, int depth)
 	struct stat st;
 	if (strcmp(path, "-") == 0 || stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) {
 		import_file(ir, path);
+		dw_progress_step(ir->prog, 1);
 		return;
 	}
 	if (depth > 32) {
+		dw_progress_clear(ir->prog);
 		fprintf(stderr, "%s: %s: directories nested too deep (over 32 levels); skipped\n", progname, path);
 		ir->item_failures++;
 		return;
 	}
 	DIR *d = opendir(path);
 	if (d == NULL) {
+		dw_progress_clear(ir->prog);
 		fprintf(stderr, "%s: %s: cannot open directory: %s\n", progname, path, strerror(errno));
 		ir->item_failures++;
 		return;
@@ -296,6 +311,32 @@ import_tree(struct import_run *ir, const char *path, int depth)
 		free(names[i]);
 	}
 	free(names);
+}
+
+/* The files import_tree will import under path (the same walk, without
+ * reporting anything): the progress line's total. */
+static uint64_t
+count_tree(const char *path, int depth)
+{
+	struct stat st;
+	if (strcmp(path, "-") == 0 || stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+		return 1;
+	if (depth > 32)
+		return 0;
+	DIR *d = opendir(path);
+	if (d == NULL)
+		return 0;
+	uint64_t n = 0;
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		char *sub = xasprintf("%s/%s", path, de->d_name);
+		n += count_tree(sub, depth + 1);
+		free(sub);
+	}
+	closedir(d);
+	return n;
 }
 
 static int
@@ -352,8 +393,17 @@ cmd_import(int argc, char **argv)
 		return 1;
 	}
 	dw_store_bulk_cache(ir.store);
+	/* Counting costs a second walk of the tree: only for a terminal. */
+	if ((ir.prog = dw_progress_new(stderr, "files", 0, 0)) != NULL) {
+		uint64_t nfiles = 0;
+		for (int i = optind; i < argc; i++)
+			nfiles += count_tree(argv[i], 0);
+		dw_progress_add_total(ir.prog, nfiles);
+	}
 	for (int i = optind; i < argc && !ir.store_dead; i++)
 		import_tree(&ir, argv[i], 0);
+	dw_progress_done(ir.prog);
+	ir.prog = NULL;
 	dw_store_close(ir.store);
 
 	printf("imported %u, duplicates %u, not reports %u, failed %u\n", ir.total.stored + ir.total.revisions,
@@ -476,11 +526,12 @@ cmd_report(int argc, char **argv)
 static void
 usage_run(FILE *f)
 {
-	fprintf(f, "usage: dmarcwatch run [-c FILE] [--once] [-v]\n"
+	fprintf(f, "usage: dmarcwatch run [-c FILE] [--once] [-v] [--allow-root]\n"
 	           "  Fetches report mail from every configured account, stores the reports and\n"
 	           "  moves each message to the folder for its verdict. --once: one pass, then exit\n"
 	           "  (0 if every account was processed). -c defaults to %s.\n"
-	           "usage: dmarcwatch check-config [-c FILE]   (or: dmarcwatch -n [-c FILE])\n",
+	           "  -v: one more log level (repeatable). run refuses to start as root unless\n"
+	           "  --allow-root (or DMARCWATCH_ALLOW_ROOT=1) is given.\n",
 	        DEFAULT_CONFIG);
 }
 
@@ -523,10 +574,12 @@ load_notifiers(const struct dw_config *cfg)
 }
 
 static int
-parse_config_opts(int argc, char **argv, const char **path, int *once, int *verbose, void (*usage)(FILE *))
+parse_config_opts(int argc, char **argv, const char **path, int *once, int *verbose, int *allow_root,
+                  void (*usage)(FILE *))
 {
 	static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
 	                                     {"once", no_argument, NULL, 'o'},
+	                                     {"allow-root", no_argument, NULL, 'R'},
 	                                     {"verbose", no_argument, NULL, 'v'},
 	                                     {"help", no_argument, NULL, 'h'},
 	                                     {"version", no_argument, NULL, 'V'},
@@ -548,6 +601,11 @@ parse_config_opts(int argc, char **argv, const char **path, int *once, int *verb
 		case 'v':
 			if (verbose != NULL)
 				(*verbose)++;
+			break;
+		case 'R':
+			if (allow_root == NULL)
+				goto bad;
+			*allow_root = 1;
 			break;
 		case 'n':
 			break;
@@ -571,11 +629,21 @@ bad:
 	return EXIT_USAGE;
 }
 
+static void
+usage_check_config(FILE *f)
+{
+	fprintf(f, "usage: dmarcwatch check-config [-c FILE]   (or: dmarcwatch -n [-c FILE])\n"
+	           "  Loads and checks the configuration, loads and initialises every notifier,\n"
+	           "  and prints \"configuration OK\" or every problem as FILE:LINE:COL. -c defaults\n"
+	           "  to %s.\n",
+	        DEFAULT_CONFIG);
+}
+
 static int
 cmd_check_config(int argc, char **argv)
 {
 	const char *path;
-	int r = parse_config_opts(argc, argv, &path, NULL, NULL, usage_run);
+	int r = parse_config_opts(argc, argv, &path, NULL, NULL, NULL, usage_check_config);
 	if (r >= 0)
 		return r;
 	struct dw_config *cfg = load_config(path, 0);
@@ -1071,6 +1139,14 @@ cmd_replay(int argc, char **argv)
 		usage_replay(stderr);
 		return EXIT_USAGE;
 	}
+	const char *days[2] = {ro.from, ro.until}, *names[2] = {"--from", "--until"};
+	for (int i = 0; i < 2; i++) {
+		int64_t t;
+		if (days[i] != NULL && dw_day_parse(days[i], &t) != 0) {
+			fprintf(stderr, "%s: replay: %s: expected YYYY-MM-DD, got '%s'\n", progname, names[i], days[i]);
+			return EXIT_USAGE;
+		}
+	}
 	struct dw_config *cfg = load_config(path, 1);
 	if (cfg == NULL)
 		return 1;
@@ -1128,6 +1204,11 @@ cmd_digest(int argc, char **argv)
 	if (optind < argc) {
 		fprintf(stderr, "%s: unexpected argument '%s'\n", progname, argv[optind]);
 		usage_digest(stderr);
+		return EXIT_USAGE;
+	}
+	int64_t dstart;
+	if (date != NULL && dw_day_parse(date, &dstart) != 0) {
+		fprintf(stderr, "%s: digest: --date: expected YYYY-MM-DD, got '%s'\n", progname, date);
 		return EXIT_USAGE;
 	}
 	struct dw_config *cfg = load_config(path, 1);
@@ -1242,6 +1323,7 @@ apply_settings(const struct dw_config *cfg, int verbose)
 struct judge {
 	struct dw_evaluator *ev;
 	struct dw_deliver *dl;
+	struct dw_metrics *metrics; /* NULL when neither metrics_file nor metrics_listen */
 };
 
 static void
@@ -1250,6 +1332,8 @@ judge_hook(void *arg)
 	struct judge *j = arg;
 	char err[1024];
 	int queued = 0;
+	if (j->metrics != NULL && dw_metrics_update(j->metrics, (int64_t)time(NULL), err, sizeof err) != DW_OK)
+		log_warn("metrics: %s; trying again after the next pass", err);
 	if (j->ev == NULL)
 		return;
 	if (dw_evaluator_tick(j->ev, (int64_t)time(NULL), &queued, err, sizeof err) != DW_OK)
@@ -1310,14 +1394,51 @@ stop_delivery(struct dw_deliver *dl, struct dw_notifiers *ns, int reload)
 	return 0;
 }
 
+/* Tell systemd (Type=notify) where we are; a no-op outside systemd. A
+ * failure is logged once: the service manager then kills us on its start
+ * timeout, and the log says why. */
+static void
+sd_tell(int *warned, const char *fmt, ...)
+{
+	char msg[512], err[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	if (dw_sd_notify(msg, err, sizeof err) < 0 && !*warned) {
+		*warned = 1;
+		log_warn("systemd notification: %s", err);
+	}
+}
+
+static uint64_t
+monotonic_usec(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
 static int
 cmd_run(int argc, char **argv)
 {
 	const char *path;
-	int once = 0, verbose = 0;
-	int r = parse_config_opts(argc, argv, &path, &once, &verbose, usage_run);
+	int once = 0, verbose = 0, allow_root = 0, sd_warned = 0;
+	int r = parse_config_opts(argc, argv, &path, &once, &verbose, &allow_root, usage_run);
 	if (r >= 0)
 		return r;
+	const char *env_root = getenv("DMARCWATCH_ALLOW_ROOT");
+	if (env_root != NULL && strcmp(env_root, "1") == 0)
+		allow_root = 1;
+	if (geteuid() == 0 && !allow_root) {
+		/* The agent parses hostile input from the network and loads
+		 * plugins: it has no business holding root. */
+		fprintf(stderr,
+		        "%s: run: refusing to run as root; run it as a dedicated user (the systemd unit uses "
+		        "User=dmarcwatch), or pass --allow-root (DMARCWATCH_ALLOW_ROOT=1) if you really mean it\n",
+		        progname);
+		return 1;
+	}
 	struct dw_config *cfg = load_config(path, 0);
 	if (cfg == NULL)
 		return 1;
@@ -1346,17 +1467,33 @@ cmd_run(int argc, char **argv)
 		return 1;
 	}
 	struct dw_deliver *dl = start_delivery(cfg, ns);
-	struct judge judge = {start_judging(cfg), dl};
+	struct dw_metrics *metrics = NULL;
+	if (dw_metrics_new(cfg, &metrics, err, sizeof err) != DW_OK) {
+		log_error("metrics: %s", err);
+		dw_agent_free(agent);
+		stop_delivery(dl, ns, 0);
+		dw_config_free(cfg);
+		return 1;
+	}
+	struct judge judge = {start_judging(cfg), dl, metrics};
 	dw_agent_set_hook(agent, judge_hook, &judge);
 	int status = 0, abandoned = 0;
 	if (once) {
 		log_info("one pass over %zu account(s)", cfg->naccounts);
+		/* "n/N messages" on a terminal; every log line clears and redraws it. */
+		struct dw_progress *prog = dw_progress_new(stderr, "messages", 0, 0);
+		dw_log_set_progress(prog);
+		dw_agent_set_progress(agent, prog);
 		status = dw_agent_once(agent) == DW_OK ? 0 : 1;
+		dw_agent_set_progress(agent, NULL);
+		dw_log_set_progress(NULL);
+		dw_progress_done(prog);
 		/* Deliver what is due before leaving (bounded). */
 		if (dl != NULL && !dw_deliver_drain(dl, ONCE_DRAIN_MS))
 			log_warn("notifications still pending after %d s; the next run delivers them", ONCE_DRAIN_MS / 1000);
 	} else {
 		log_info("started: %zu account(s), configuration %s", cfg->naccounts, path);
+		sd_tell(&sd_warned, "READY=1\nSTATUS=watching %zu account(s)", cfg->naccounts);
 		for (;;) {
 			dw_agent_run(agent);
 			if (sigstate.stop)
@@ -1364,9 +1501,13 @@ cmd_run(int argc, char **argv)
 			if (sigstate.reload) {
 				sigstate.reload = 0;
 				log_info("SIGHUP: reloading %s", path);
+				sd_tell(&sd_warned, "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading %s",
+				        (unsigned long long)monotonic_usec(), path);
 				struct dw_config *ncfg = load_config(path, 1);
 				if (ncfg == NULL) {
 					log_error("the new configuration has errors (above); keeping the old one");
+					sd_tell(&sd_warned, "READY=1\nSTATUS=watching %zu account(s); the last reload failed",
+					        cfg->naccounts);
 					continue;
 				}
 				struct dw_agent *na;
@@ -1374,6 +1515,9 @@ cmd_run(int argc, char **argv)
 				agent = NULL;
 				dw_evaluator_free(judge.ev);
 				judge.ev = NULL;
+				/* The listener lets its port go before the new one binds it. */
+				dw_metrics_free(metrics);
+				metrics = NULL;
 				/* Notifiers are re-made too: stop deliveries (the outbox
 				 * keeps everything), shut the old instances down, init the
 				 * new ones. */
@@ -1395,8 +1539,12 @@ cmd_run(int argc, char **argv)
 						break;
 					}
 					dl = start_delivery(cfg, ns);
-					judge = (struct judge){start_judging(cfg), dl};
+					if (dw_metrics_new(cfg, &metrics, err, sizeof err) != DW_OK)
+						log_error("metrics: %s; metrics are off until the next reload", err);
+					judge = (struct judge){start_judging(cfg), dl, metrics};
 					dw_agent_set_hook(agent, judge_hook, &judge);
+					sd_tell(&sd_warned, "READY=1\nSTATUS=watching %zu account(s); the last reload failed",
+					        cfg->naccounts);
 					continue;
 				}
 				dw_config_free(cfg);
@@ -1404,16 +1552,21 @@ cmd_run(int argc, char **argv)
 				agent = na;
 				ns = nns;
 				dl = start_delivery(cfg, ns);
-				judge = (struct judge){start_judging(cfg), dl};
+				if (dw_metrics_new(cfg, &metrics, err, sizeof err) != DW_OK)
+					log_error("metrics: %s; metrics are off until the next reload", err);
+				judge = (struct judge){start_judging(cfg), dl, metrics};
 				dw_agent_set_hook(agent, judge_hook, &judge);
 				log_info("configuration reloaded: %zu account(s), %zu notifier(s)", cfg->naccounts,
 				         dw_notifiers_count(ns));
+				sd_tell(&sd_warned, "READY=1\nSTATUS=watching %zu account(s)", cfg->naccounts);
 			}
 		}
 		log_info("stopping on a signal");
+		sd_tell(&sd_warned, "STOPPING=1");
 	}
 	dw_agent_free(agent);
 	dw_evaluator_free(judge.ev);
+	dw_metrics_free(metrics);
 	abandoned |= stop_delivery(dl, ns, 0);
 	dw_config_free(cfg);
 	if (abandoned) {

@@ -1482,6 +1482,18 @@ imap_free(struct dw_source *s)
 	free(s);
 }
 
+static uint64_t
+imap_pending(struct dw_source *s, uint32_t after, uint32_t *last)
+{
+	struct imap *p = priv(s);
+	if (!p->listed || after < p->list_after)
+		return 0;
+	size_t i = list_first_after(p, after);
+	if (i < p->nlist)
+		*last = p->list[p->nlist - 1].uid;
+	return p->nlist - i;
+}
+
 static const struct dw_source_ops imap_ops = {
 	.kind = "imap",
 	.open = imap_open,
@@ -1491,6 +1503,7 @@ static const struct dw_source_ops imap_ops = {
 	.end_wait = imap_end_wait,
 	.close = imap_close,
 	.free = imap_free,
+	.pending = imap_pending,
 };
 
 struct dw_source *

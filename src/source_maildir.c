@@ -463,22 +463,6 @@ load_uidlist(struct mdir *md, int *created, char *err, size_t errlen)
 	return DW_OK;
 }
 
-/* Write all of buf to fd. */
-static int
-write_all(int fd, const char *buf, size_t len)
-{
-	while (len > 0) {
-		ssize_t w = write(fd, buf, len);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -1;
-		buf += w;
-		len -= (size_t)w;
-	}
-	return 0;
-}
-
 /* Replace the uid list atomically: a crash leaves the old or the new one. */
 static int
 save_uidlist(struct mdir *md, char *err, size_t errlen)
@@ -498,7 +482,7 @@ save_uidlist(struct mdir *md, char *err, size_t errlen)
 		rc = dw_err(err, errlen, DW_E_SOURCE, "maildir: cannot create %s: %s", tmp, strerror(errno));
 		goto out;
 	}
-	if (write_all(fd, buf, len) != 0 || fsync(fd) != 0) {
+	if (dw_write_all(fd, buf, len) != 0 || fsync(fd) != 0) {
 		rc = dw_err(err, errlen, DW_E_SOURCE, "maildir: cannot write %s: %s", tmp, strerror(errno));
 		close(fd);
 		unlink(tmp);
@@ -1149,6 +1133,16 @@ md_free(struct dw_source *s)
 	free(s);
 }
 
+static uint64_t
+md_pending(struct dw_source *s, uint32_t after, uint32_t *last)
+{
+	struct mdir *md = priv(s);
+	size_t i = first_above(md, after);
+	if (i < md->n)
+		*last = md->e[md->n - 1].uid;
+	return md->n - i;
+}
+
 static const struct dw_source_ops maildir_ops = {
     .kind = "maildir",
     .open = md_open,
@@ -1158,6 +1152,7 @@ static const struct dw_source_ops maildir_ops = {
     .end_wait = md_end_wait,
     .close = md_close,
     .free = md_free,
+    .pending = md_pending,
 };
 
 struct dw_source *

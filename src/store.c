@@ -162,6 +162,14 @@ static const struct migration migrations[] = {
 	 " last_sent INTEGER NOT NULL,"
 	 " PRIMARY KEY (rule, grp)"
 	 ");"},
+	/* When each account's last pass ended without error (seconds UTC),
+	 * for the metrics (metrics.c): a checkpoint only moves when mail
+	 * arrives, a quiet but healthy account must still look alive. */
+	{5,
+	 "CREATE TABLE passes ("
+	 " account TEXT PRIMARY KEY,"
+	 " last_ok INTEGER NOT NULL"
+	 ");"},
 };
 
 #define SCHEMA_VERSION (migrations[sizeof migrations / sizeof migrations[0] - 1].version)
@@ -1490,6 +1498,27 @@ dw_store_pending_moves(struct dw_store *s, const char *account, uint32_t uidvali
 	}
 	if (rc == DW_OK && r != SQLITE_DONE)
 		rc = dw_err(err, errlen, DW_E_STORE, "store %s: %s", s->path, sqlite3_errmsg(s->db));
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int
+dw_store_mark_pass(struct dw_store *s, const char *account, int64_t when, char *err, size_t errlen)
+{
+	/* Once per pass: prepared on demand. */
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(s->db,
+	                       "INSERT INTO passes (account, last_ok) VALUES (?1, ?2)"
+	                       " ON CONFLICT (account) DO UPDATE SET last_ok = excluded.last_ok",
+	                       -1, &st, NULL) != SQLITE_OK)
+		return dw_err(err, errlen, DW_E_STORE, "store %s: recording the pass of %s: %s", s->path, account,
+		              sqlite3_errmsg(s->db));
+	int rc = DW_OK;
+	sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, when);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		rc = dw_err(err, errlen, DW_E_STORE, "store %s: recording the pass of %s: %s", s->path, account,
+		            sqlite3_errmsg(s->db));
 	sqlite3_finalize(st);
 	return rc;
 }

@@ -41,6 +41,13 @@ void dw_agent_free(struct dw_agent *a); /* logs out of every account */
  * digest. It must not block for long. */
 void dw_agent_set_hook(struct dw_agent *a, void (*fn)(void *arg), void *arg);
 
+/* A progress line (dw/progress.h; borrowed, NULL for none) that
+ * dw_agent_once keeps: the total grows by each account's new messages as
+ * they are listed, and every message handled is a step. The caller makes
+ * and finishes it. */
+struct dw_progress;
+void dw_agent_set_progress(struct dw_agent *a, struct dw_progress *p);
+
 /* One pass over every account, no waiting. Returns DW_OK when every
  * account was processed, DW_E_SOURCE otherwise. */
 int dw_agent_once(struct dw_agent *a);

@@ -204,6 +204,8 @@ struct dw_config {
 	struct dw_rule_cfg *rules;
 	size_t nrules;
 	struct dw_digest_cfg digest;
+	char *metrics_file;          /* Prometheus text written each pass; NULL = off */
+	char *metrics_listen;        /* "HOST:PORT" served at GET /metrics; NULL = off */
 	struct dw_cfg_node *root;    /* the whole tree, for later sections */
 	char *db_path;               /* state_dir + "/dmarcwatch.db", set by the loader: owned */
 };

@@ -21,6 +21,11 @@ enum dw_log_level { DW_LOG_ERROR = 0, DW_LOG_WARNING = 1, DW_LOG_INFO = 2, DW_LO
 /* to_syslog: openlog(ident, LOG_PID, LOG_MAIL). */
 void dw_log_init(int level, int to_syslog, const char *ident);
 void dw_log(int level, const char *fmt, ...) DW_PRINTF(2, 3);
+/* A progress line shown on stderr (dw/progress.h; borrowed, NULL for none):
+ * every log line to stderr clears it first and redraws it after. Set it
+ * back to NULL before dw_progress_done. */
+struct dw_progress;
+void dw_log_set_progress(struct dw_progress *p);
 #define log_error(...) dw_log(DW_LOG_ERROR, __VA_ARGS__)
 #define log_warn(...) dw_log(DW_LOG_WARNING, __VA_ARGS__)
 #define log_info(...) dw_log(DW_LOG_INFO, __VA_ARGS__)

@@ -58,6 +58,11 @@ struct dw_source_ops {
 	/* Logout / close; the source can be opened again. */
 	void (*close)(struct dw_source *s);
 	void (*free)(struct dw_source *s);
+	/* How many messages with uid > after the listing of the last fetch
+	 * holds, and the highest of their uids in *last (unset when none). For
+	 * the progress line only: a guess, never used to decide anything. May
+	 * be NULL. */
+	uint64_t (*pending)(struct dw_source *s, uint32_t after, uint32_t *last);
 };
 
 struct dw_source {

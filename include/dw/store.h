@@ -154,6 +154,10 @@ int dw_store_message_put(struct dw_store *s, const struct dw_msg_verdict *v, cha
 int dw_store_pending_moves(struct dw_store *s, const char *account, uint32_t uidvalidity,
                            int (*cb)(void *ctx, uint32_t uid, const char *folder), void *ctx, char *err,
                            size_t errlen);
+/* Record that account's pass ended without error at when (seconds UTC);
+ * schema version 5, read by metrics.c. Its own statement (autocommit
+ * unless a transaction is open). */
+int dw_store_mark_pass(struct dw_store *s, const char *account, int64_t when, char *err, size_t errlen);
 /* Mark moved (its own transaction unless one is open). */
 int dw_store_mark_moved(struct dw_store *s, const char *account, uint32_t uidvalidity, const uint32_t *uids, size_t n,
                         char *err, size_t errlen);

@@ -80,6 +80,9 @@ int dw_parse_size(const char *s, uint64_t *v);
 int64_t dw_mono_ms(void);
 int64_t dw_wall_ms(void);
 
+/* Write all of buf to fd, retrying short writes and EINTR. 0, or -1 with errno set. */
+int dw_write_all(int fd, const void *buf, size_t len);
+
 /* Human-readable size for messages: "512 MiB". Writes into buf. */
 const char *dw_fmt_size(uint64_t bytes, char *buf, size_t buflen);
 

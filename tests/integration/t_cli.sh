@@ -35,4 +35,20 @@ python3 -c 'import gzip,sys; sys.stdout.buffer.write(gzip.compress(open(sys.argv
 out=$("$DMARCWATCH" parse --no-records --limit decompressed_max=1K "$T/r.xml.gz" 2>/dev/null); is $? 1 "--limit decompressed_max=1K refuses a 3.6 KB report"
 like "$out" "1 KiB limit" "the lowered limit is named"
 out=$("$DMARCWATCH" parse --no-records --limit decompressed_max=1MiB "$T/r.xml.gz"); ok $? "--limit decompressed_max=1MiB accepts it"
+# run refuses root unless told otherwise (run-tests.sh exports DMARCWATCH_ALLOW_ROOT=1).
+mkdir -p "$T/md/cur" "$T/md/new" "$T/md/tmp"
+printf 'state_dir: %s/state\naccounts:\n  - name: local\n    source: maildir\n    path: %s/md\n' "$T" "$T" >"$T/root.yaml"
+if [ "$(id -u)" -eq 0 ]; then
+	out=$(env -u DMARCWATCH_ALLOW_ROOT "$DMARCWATCH" run --once -c "$T/root.yaml" 2>&1); is $? 1 "run as root: exit 1"
+	like "$out" "refusing to run as root" "run as root: refused, and says why"
+	like "$out" "--allow-root" "run as root: the refusal names the way out"
+	[ ! -e "$T/state" ]; ok $? "run as root: nothing was created before the refusal"
+	out=$(env -u DMARCWATCH_ALLOW_ROOT "$DMARCWATCH" run --once --allow-root -c "$T/root.yaml" 2>&1); ok $? "run --allow-root as root: runs"
+	out=$(DMARCWATCH_ALLOW_ROOT=1 "$DMARCWATCH" run --once -c "$T/root.yaml" 2>&1); ok $? "DMARCWATCH_ALLOW_ROOT=1 as root: runs"
+	out=$(env -u DMARCWATCH_ALLOW_ROOT "$DMARCWATCH" check-config -c "$T/root.yaml" 2>&1); ok $? "check-config as root is allowed (it reads, it does not run)"
+	out=$("$DMARCWATCH" check-config --allow-root -c "$T/root.yaml" 2>&1); is $? 2 "check-config --allow-root: a usage error (only run takes it)"
+else
+	out=$(env -u DMARCWATCH_ALLOW_ROOT "$DMARCWATCH" run --once -c "$T/root.yaml" 2>&1); ok $? "run as a normal user needs no option"
+fi
+[ ! -d "$T/state" ] || is "$(stat -c %a "$T/state")" 700 "the state directory is created 0700"
 done_testing

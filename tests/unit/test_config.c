@@ -220,7 +220,7 @@ test_example(void)
 	    "enabled:", "ignore:", "sources:", "reporters:", "reasons:", "metric:", "window:", "op:", "value:",
 	    "min_messages:", "group:", "baseline_days:", "stat:", "drop_points:", "volume_change:",
 	    "volume_min:", "lookback:", "passing:", "seen_days:", "of_days:", "silent_days:", "disagree:",
-	    "invalid_share:", "silence:", "min_mails:", "digest:", "time:", "top:"};
+	    "invalid_share:", "silence:", "min_mails:", "digest:", "time:", "top:", "metrics_file:", "metrics_listen:"};
 	int missing = 0;
 	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
 		if (strstr(text, keys[i]) == NULL) {
@@ -1633,6 +1633,171 @@ test_rules(void)
 	dw_cfg_msgs_free(&m);
 }
 
+/* ------------------------------------------------------------------ */
+/* metrics_file and metrics_listen                                     */
+
+#define ACCT_M "accounts:\n  - {name: a, source: maildir, path: /m}\n"
+
+/* Load "KEY: VALUE" (line 1) plus an account. */
+static int
+load_top_key(const char *key, const char *value, struct dw_config **c, struct dw_cfg_msgs *m)
+{
+	char *text = xasprintf("%s: %s\n" ACCT_M, key, value);
+	int rc = load_text(text, c, m);
+	free(text);
+	return rc;
+}
+
+static void
+test_metrics(void)
+{
+	struct dw_config *c = NULL;
+	struct dw_cfg_msgs m = {0};
+
+	/* Off unless asked for. */
+	int rc = load_text(ACCT_M, &c, &m);
+	ok(rc == DW_OK && c != NULL && c->metrics_file == NULL && c->metrics_listen == NULL,
+	   "metrics: both off by default");
+	dw_config_free(c);
+	c = NULL;
+
+	/* Good values. */
+	char *prom = tmp_path("dw.prom");
+	char *text = xasprintf("metrics_file: %s\nmetrics_listen: 127.0.0.1:9119\n" ACCT_M, prom);
+	rc = load_text(text, &c, &m);
+	is_int(rc, DW_OK, "metrics: an absolute file and an IPv4 listener load");
+	is_int(m.nerrors + m.nwarnings, 0, "metrics: no messages");
+	dump(&m);
+	if (c != NULL) {
+		is_str(c->metrics_file, prom, "metrics_file: as given");
+		is_str(c->metrics_listen, "127.0.0.1:9119", "metrics_listen: as given");
+	}
+	dw_config_free(c);
+	c = NULL;
+	free(text);
+
+	/* IPv6 needs quotes in YAML: [::1]:9119 alone is a flow list. */
+	static const struct {
+		const char *yaml, *value;
+	} good_listen[] = {{"\"[::1]:9119\"", "[::1]:9119"},
+	                   {"0.0.0.0:0", "0.0.0.0:0"},
+	                   {"'[::]:65535'", "[::]:65535"},
+	                   {"10.1.2.3:00080", "10.1.2.3:00080"}};
+	for (size_t i = 0; i < sizeof good_listen / sizeof good_listen[0]; i++) {
+		rc = load_top_key("metrics_listen", good_listen[i].yaml, &c, &m);
+		ok(rc == DW_OK && c != NULL && strcmp(c->metrics_listen, good_listen[i].value) == 0,
+		   "metrics_listen: %s", good_listen[i].yaml);
+		dump(&m);
+		dw_config_free(c);
+		c = NULL;
+	}
+
+	/* A relative file is taken from the configuration file's directory. */
+	char *cfgpath = tmp_path("metrics.yaml");
+	write_tmp("metrics.yaml", "metrics_file: rel.prom\n" ACCT_M, 0600);
+	rc = load_file(cfgpath, &c, &m);
+	is_int(rc, DW_OK, "metrics_file: a relative path loads");
+	char *want = tmp_path("rel.prom");
+	if (c != NULL)
+		is_str(c->metrics_file, want, "metrics_file: relative to the configuration's directory");
+	free(want);
+	dw_config_free(c);
+	c = NULL;
+	unlink(cfgpath);
+	free(cfgpath);
+
+	/* A name without .prom works, with a warning. */
+	char *txt = tmp_path("dw.txt");
+	rc = load_top_key("metrics_file", txt, &c, &m);
+	is_int(rc, DW_OK, "metrics_file: not .prom still loads");
+	char *w = xasprintf("test.yaml:1:15: metrics_file: dw.txt does not end in .prom: node_exporter's textfile "
+	                    "collector reads only *.prom files");
+	is_int(m.nwarnings, 1, "metrics_file: one warning");
+	if (m.nwarnings == 1)
+		is_str(m.warnings[0], w, "metrics_file: the warning names the file and why");
+	free(w);
+	free(txt);
+	dw_config_free(c);
+	c = NULL;
+
+	/* Bad files: a missing directory, a directory, a file as the directory. */
+	write_tmp("plain", "x\n", 0600);
+	char *plain = tmp_path("plain");
+	char *under_plain = xasprintf("%s/m.prom", plain);
+	char *msg_dir = xasprintf("test.yaml:1:15: metrics_file: %s is a directory; name a file in it, like "
+	                          "%s/dmarcwatch.prom",
+	                          tmpdir, tmpdir);
+	char *msg_plain = xasprintf("test.yaml:1:15: metrics_file: %s is not a directory", plain);
+	struct {
+		const char *value, *msg;
+	} bad_file[] = {
+	    {"/nonexistent-dw-dir/sub/m.prom",
+	     "test.yaml:1:15: metrics_file: cannot use the directory /nonexistent-dw-dir/sub: No such file or "
+	     "directory (create it first: the agent writes the file, not the directory)"},
+	    {tmpdir, msg_dir},
+	    {under_plain, msg_plain},
+	    {"\"\"", "test.yaml:1:15: metrics_file: must not be empty"},
+	};
+	for (size_t i = 0; i < sizeof bad_file / sizeof bad_file[0]; i++) {
+		rc = load_top_key("metrics_file", bad_file[i].value, &c, &m);
+		is_int(rc, DW_E_CONFIG, "metrics_file: %s refused", bad_file[i].value);
+		is_str(only_error(&m), bad_file[i].msg, "metrics_file: %s: the message", bad_file[i].value);
+		dw_config_free(c);
+		c = NULL;
+	}
+	unlink(plain);
+	free(plain);
+	free(under_plain);
+	free(msg_dir);
+	free(msg_plain);
+
+	/* Bad listeners, each with its exact message. */
+	static const struct {
+		const char *value, *msg;
+	} bad_listen[] = {
+	    {"localhost:9119", "test.yaml:1:17: metrics_listen: \"localhost\" is not an IPv4 address (host names are "
+	                       "not looked up; IPv6 goes in brackets), in \"localhost:9119\""},
+	    {"127.0.0.1", "test.yaml:1:17: metrics_listen: expected ADDRESS:PORT, like 127.0.0.1:9119 or "
+	                  "[::1]:9119, got \"127.0.0.1\""},
+	    {"127.0.0.1:65536", "test.yaml:1:17: metrics_listen: the port must be a number from 0 to 65535, got "
+	                        "\"65536\" in \"127.0.0.1:65536\""},
+	    {"\"127.0.0.1:\"", "test.yaml:1:17: metrics_listen: the port must be a number from 0 to 65535, got \"\" in "
+	                   "\"127.0.0.1:\""},
+	    {"\"127.0.0.1:-1\"", "test.yaml:1:17: metrics_listen: the port must be a number from 0 to 65535, got "
+	                         "\"-1\" in \"127.0.0.1:-1\""},
+	    {"127.0.0.1:http", "test.yaml:1:17: metrics_listen: the port must be a number from 0 to 65535, got "
+	                       "\"http\" in \"127.0.0.1:http\""},
+	    {"127.0.0.1:9119999", "test.yaml:1:17: metrics_listen: the port must be a number from 0 to 65535, got "
+	                          "\"9119999\" in \"127.0.0.1:9119999\""},
+	    {"\"::1:9119\"", "test.yaml:1:17: metrics_listen: an IPv6 address goes in brackets, like [::1]:9119, "
+	                     "got \"::1:9119\""},
+	    {"\"[::1]9119\"", "test.yaml:1:17: metrics_listen: expected [IPv6 ADDRESS]:PORT, like [::1]:9119, got "
+	                      "\"[::1]9119\""},
+	    {"\"[127.0.0.1]:80\"", "test.yaml:1:17: metrics_listen: \"127.0.0.1\" is not an IPv6 address, in "
+	                           "\"[127.0.0.1]:80\""},
+	    {"\":9119\"", "test.yaml:1:17: metrics_listen: no address before the port in \":9119\" (to listen on "
+	                  "every interface say so: 0.0.0.0:PORT or [::]:PORT)"},
+	    {"256.1.1.1:80", "test.yaml:1:17: metrics_listen: \"256.1.1.1\" is not an IPv4 address (host names are "
+	                     "not looked up; IPv6 goes in brackets), in \"256.1.1.1:80\""},
+	    {"[a, b]", "test.yaml:1:17: metrics_listen: expected a single value, got a list"},
+	};
+	for (size_t i = 0; i < sizeof bad_listen / sizeof bad_listen[0]; i++) {
+		rc = load_top_key("metrics_listen", bad_listen[i].value, &c, &m);
+		is_int(rc, DW_E_CONFIG, "metrics_listen: %s refused", bad_listen[i].value);
+		is_str(only_error(&m), bad_listen[i].msg, "metrics_listen: %s: the message", bad_listen[i].value);
+		dw_config_free(c);
+		c = NULL;
+	}
+
+	/* A misspelt key gets the usual hint. */
+	rc = load_top_key("metric_file", "/tmp/x.prom", &c, &m);
+	is_str(only_error(&m), "test.yaml:1:1: metric_file: unknown key (did you mean metrics_file?)",
+	       "metrics: a misspelt key is caught");
+	dw_config_free(c);
+	dw_cfg_msgs_free(&m);
+	free(prom);
+}
+
 int
 main(void)
 {
@@ -1650,6 +1815,7 @@ main(void)
 	test_imap_rules();
 	test_notifiers();
 	test_rules();
+	test_metrics();
 	char *p = tmp_path("pw");
 	unlink(p);
 	free(p);

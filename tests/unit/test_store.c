@@ -231,20 +231,20 @@ test_open(void)
 	char err[512] = "";
 	int rc = dw_store_open(dbpath, &s, err, sizeof err);
 	ok(rc == DW_OK && s != NULL, "new database created: %s", err);
-	is_int(sql_int("PRAGMA user_version"), 4, "user_version is 4 (migrations 1 to 4 applied)");
+	is_int(sql_int("PRAGMA user_version"), 5, "user_version is 5 (migrations 1 to 5 applied)");
 	char *mode = sql_text("PRAGMA journal_mode");
 	is_str(mode, "wal", "journal mode WAL");
 	free(mode);
-	is_int(sql_int("SELECT count(*) FROM sqlite_master WHERE type = 'table'"), 7,
-	       "seven tables (reports, records, provenance, checkpoints, messages, outbox, alerts)");
+	is_int(sql_int("SELECT count(*) FROM sqlite_master WHERE type = 'table'"), 8,
+	       "eight tables (reports, records, provenance, checkpoints, messages, outbox, alerts, passes)");
 	counts(s, 0, 0, "empty store");
 	dw_store_close(s);
 
 	s = NULL;
 	rc = dw_store_open(dbpath, &s, err, sizeof err);
 	ok(rc == DW_OK && s != NULL, "reopen: %s", err);
-	is_int(sql_int("PRAGMA user_version"), 4, "reopen: user_version still 4");
-	is_int(sql_int("SELECT count(*) FROM sqlite_master WHERE type = 'table'"), 7, "reopen: still seven tables");
+	is_int(sql_int("PRAGMA user_version"), 5, "reopen: user_version still 5");
+	is_int(sql_int("SELECT count(*) FROM sqlite_master WHERE type = 'table'"), 8, "reopen: still eight tables");
 	dw_store_close(s);
 	dw_store_close(NULL);
 }
@@ -517,7 +517,7 @@ test_refusals(void)
 	int rc = dw_store_open(path, &s, err, sizeof err);
 	is_int(rc, DW_E_STORE, "user_version 999 refused");
 	ok(s == NULL, "no handle returned");
-	ok(strstr(err, "database schema version 999 is newer than this dmarcwatch understands (4); "
+	ok(strstr(err, "database schema version 999 is newer than this dmarcwatch understands (5); "
 	               "upgrade dmarcwatch") != NULL && strstr(err, path) != NULL,
 	   "message: %s", err);
 	snprintf(dbpath, sizeof dbpath, "%s", path);
@@ -704,7 +704,7 @@ test_agent_state(void)
 	if (rc != DW_OK)
 		return;
 	snprintf(dbpath, sizeof dbpath, "%s", path);
-	is_int(sql_int("PRAGMA user_version"), 4, "migrated to version 4");
+	is_int(sql_int("PRAGMA user_version"), 5, "migrated to version 5");
 	is_int(sql_int("SELECT count(*) FROM reports WHERE report_id = 'old'"), 1, "the old report is kept");
 
 	uint32_t uv = 9, uid = 9;
