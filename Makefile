@@ -84,7 +84,8 @@ PLUGINSOS = $(PLUGINS:%=$(OBJDIR)/plugins/%.so)
 TPLUGSRCS = $(wildcard tests/plugins/*.c)
 TPLUGSOS  = $(TPLUGSRCS:tests/plugins/%.c=$(OBJDIR)/tests/plugins/%.so)
 
-.PHONY: all plugins tests check check-unit check-integration deps demo fuzz fuzz-smoke bench clean install uninstall
+.PHONY: all plugins tests check check-unit check-integration deps demo fuzz fuzz-smoke bench clean install uninstall \
+	systemd-unit check-install check-deb deb FORCE
 
 all: $(BIN) plugins
 
@@ -173,28 +174,83 @@ fuzz-smoke: fuzz
 bench: all
 	@sh bench/parse.sh
 
-PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+PKGCONFIGDIR   ?= $(LIBDIR)/pkgconfig
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+MANPAGES = $(sort $(wildcard packaging/man/*.5 packaging/man/*.7 packaging/man/*.8))
 
-# The binary, the bundled plugins, and the plugin SDK (header + .pc) so that
-# out-of-tree plugins build with `pkg-config --cflags dmarcwatch-plugin`.
+# Objects that compile an install path in (config.c: DW_PLUGINDIR, main.c:
+# DW_SYSCONFDIR) are rebuilt when a path changes, so that `make` followed by
+# `make install PREFIX=/usr` never installs a binary looking in /usr/local.
+DW_PATHS = $(PLUGINDIR) $(SYSCONFDIR)
+$(OBJDIR)/paths: FORCE
+	@mkdir -p $(OBJDIR)
+	@if [ "$$(cat $@ 2>/dev/null)" != '$(DW_PATHS)' ]; then echo '$(DW_PATHS)' >$@; fi
+$(OBJDIR)/src/config.o $(OBJDIR)/src/main.o: $(OBJDIR)/paths
+FORCE:
+
+# The systemd unit with this install's paths: $(call dw_unit,OUTPUT).
+define dw_unit
+sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+	packaging/systemd/dmarcwatch.service.in >$(1).tmp && \
+	if grep -n '@[A-Z_]*@' $(1).tmp; then echo "$(1): placeholder left" >&2; rm -f $(1).tmp; exit 1; fi && \
+	chmod 644 $(1).tmp && mv $(1).tmp $(1)
+endef
+# `make systemd-unit UNIT_OUT=FILE BINDIR=... SYSCONFDIR=...` writes just the unit
+# (tests/integration/t_systemd.sh points it at the built binary).
+UNIT_OUT ?= $(OBJDIR)/dmarcwatch.service
+systemd-unit:
+	@mkdir -p $(dir $(UNIT_OUT))
+	@$(call dw_unit,$(UNIT_OUT))
+
+# What `make install` puts under $(DESTDIR):
+#   $(BINDIR)/dmarcwatch                     the program (users run report/replay too)
+#   $(PLUGINDIR)/*.so                        the bundled notifier plugins
+#   $(INCLUDEDIR)/dmarcwatch/notifier.h      the plugin SDK: header ...
+#   $(PKGCONFIGDIR)/dmarcwatch-plugin.pc     ... and pkg-config file
+#   $(MANDIR)/manN/*.N                       the man pages in packaging/man
+#   $(SYSCONFDIR)/dmarcwatch/dmarcwatch.yaml.example
+#                                            replaced on every install; the
+#                                            real dmarcwatch.yaml is never touched
+#   $(SYSTEMDUNITDIR)/dmarcwatch.service     from packaging/systemd/dmarcwatch.service.in
+# A source install also needs the system user (see README):
+#   adduser --system --group --home /var/lib/dmarcwatch --no-create-home dmarcwatch
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(PLUGINDIR) $(DESTDIR)$(INCLUDEDIR)/dmarcwatch \
-		$(DESTDIR)$(PKGCONFIGDIR)
+		$(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(SYSCONFDIR)/dmarcwatch $(DESTDIR)$(SYSTEMDUNITDIR)
 	install -m 755 $(BIN) $(DESTDIR)$(BINDIR)/dmarcwatch
 	for p in $(PLUGINS); do install -m 644 $(OBJDIR)/plugins/$$p.so $(DESTDIR)$(PLUGINDIR)/$$p.so || exit 1; done
 	install -m 644 include/dmarcwatch/notifier.h $(DESTDIR)$(INCLUDEDIR)/dmarcwatch/notifier.h
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@PLUGINDIR@|$(PLUGINDIR)|' \
 		-e 's|@VERSION@|$(VERSION)|' packaging/dmarcwatch-plugin.pc.in >$(DESTDIR)$(PKGCONFIGDIR)/dmarcwatch-plugin.pc
 	chmod 644 $(DESTDIR)$(PKGCONFIGDIR)/dmarcwatch-plugin.pc
+	for f in $(MANPAGES); do s=$${f##*.}; install -d $(DESTDIR)$(MANDIR)/man$$s && \
+		install -m 644 $$f $(DESTDIR)$(MANDIR)/man$$s/ || exit 1; done
+	install -m 644 config/dmarcwatch.yaml.example $(DESTDIR)$(SYSCONFDIR)/dmarcwatch/dmarcwatch.yaml.example
+	$(call dw_unit,$(DESTDIR)$(SYSTEMDUNITDIR)/dmarcwatch.service)
 
+# Removes exactly what install put there, then the dmarcwatch directories
+# if that left them empty (a dmarcwatch.yaml keeps its directory).
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/dmarcwatch
 	for p in $(PLUGINS); do rm -f $(DESTDIR)$(PLUGINDIR)/$$p.so; done
 	rm -f $(DESTDIR)$(INCLUDEDIR)/dmarcwatch/notifier.h $(DESTDIR)$(PKGCONFIGDIR)/dmarcwatch-plugin.pc
-	-rmdir $(DESTDIR)$(PLUGINDIR) $(DESTDIR)$(LIBDIR)/dmarcwatch $(DESTDIR)$(INCLUDEDIR)/dmarcwatch 2>/dev/null
+	for f in $(MANPAGES); do rm -f $(DESTDIR)$(MANDIR)/man$${f##*.}/$${f##*/}; done
+	rm -f $(DESTDIR)$(SYSCONFDIR)/dmarcwatch/dmarcwatch.yaml.example
+	rm -f $(DESTDIR)$(SYSTEMDUNITDIR)/dmarcwatch.service
+	for d in $(DESTDIR)$(PLUGINDIR) $(DESTDIR)$(LIBDIR)/dmarcwatch $(DESTDIR)$(INCLUDEDIR)/dmarcwatch \
+		$(DESTDIR)$(SYSCONFDIR)/dmarcwatch; do rmdir $$d 2>/dev/null || :; done
+
+# Checks of the install and of the Debian package (see scripts/).
+check-install:
+	@sh scripts/run-tests.sh scripts/check-install.sh
+check-deb:
+	@sh scripts/run-tests.sh scripts/check-deb.sh
+# dpkg-buildpackage on a copy of the tree; the .deb lands in build-deb/.
+deb:
+	@sh scripts/build-deb.sh
 
 clean:
-	rm -rf build build-san build-fuzz dmarcwatch
+	rm -rf build build-san build-fuzz build-deb dmarcwatch
 
 -include $(wildcard build/src/*.d build/tests/*.d build/pic/*/*.d build/pic/*/*/*.d \
 	build-san/src/*.d build-san/tests/*.d build-san/pic/*/*.d build-san/pic/*/*/*.d)

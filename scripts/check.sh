@@ -1,6 +1,7 @@
 #!/bin/sh
-# make check: -Werror build, unit + integration tests, unit tests under
-# ASan/UBSan, fuzz smoke when clang is installed. Last line: "N passed, M failed".
+# make check: -Werror build, unit + integration tests, install/uninstall,
+# unit tests under ASan/UBSan, the Debian package (as root, unless
+# DW_NO_DEB=1), fuzz smoke when clang is installed. Last line: "N passed, M failed".
 set -u
 cd "$(dirname "$0")/.."
 MAKE=${MAKE:-make}
@@ -19,6 +20,8 @@ else
 	$MAKE --no-print-directory -s WERROR=1 check-unit || status=1
 	step "integration tests"
 	$MAKE --no-print-directory -s WERROR=1 check-integration || status=1
+	step "install and uninstall (make check-install)"
+	$MAKE --no-print-directory -s WERROR=1 check-install || status=1
 fi
 
 step "unit tests under ASan+UBSan (SANITIZE=1)"
@@ -27,6 +30,13 @@ if ! $MAKE --no-print-directory WERROR=1 SANITIZE=1 tests; then
 else
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	DW_LOGDIR=build-san/test-logs $MAKE --no-print-directory -s WERROR=1 SANITIZE=1 check-unit || status=1
+fi
+
+if [ "$(id -u)" -eq 0 ] && [ "${DW_NO_DEB:-0}" != 1 ]; then
+	step "Debian package: build, lintian, install, purge (make check-deb)"
+	$MAKE --no-print-directory -s check-deb || status=1
+else
+	echo "== Debian package check skipped (needs root; DW_NO_DEB=1 skips it)"
 fi
 
 if command -v clang >/dev/null 2>&1 && [ "${DW_NO_FUZZ:-0}" != 1 ]; then

@@ -8,7 +8,8 @@ PKGS="pkg-config make gcc libc6-dev
 libetpan-dev libxml2-dev libzip-dev zlib1g-dev libsqlite3-dev libyaml-dev
 libjansson-dev libgnutls28-dev libcurl4-gnutls-dev
 dovecot-imapd openssl procps curl
-sqlite3 libxml2-utils tzdata time zip python3 python3-aiosmtpd"
+sqlite3 libxml2-utils tzdata time zip python3 python3-aiosmtpd
+man-db groff-base systemd debhelper dpkg-dev fakeroot lintian python3-prometheus-client"
 
 missing=""
 for p in $PKGS; do
