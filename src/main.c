@@ -535,6 +535,23 @@ usage_run(FILE *f)
 	        DEFAULT_CONFIG);
 }
 
+/* The agent parses hostile input from the network and runs plugins (the
+ * exec notifier runs commands): it has no business holding root. run and
+ * test-notify refuse it unless told otherwise. 1 = refused (said why). */
+static int
+refuse_root(const char *cmd, int allow_root)
+{
+	const char *env = getenv("DMARCWATCH_ALLOW_ROOT");
+	if (geteuid() != 0 || allow_root || (env != NULL && strcmp(env, "1") == 0))
+		return 0;
+	fprintf(stderr,
+	        "%s: %s: refusing to run as root; run it as a dedicated user (the systemd unit uses "
+	        "User=dmarcwatch: sudo -u dmarcwatch dmarcwatch %s ...), or pass --allow-root "
+	        "(DMARCWATCH_ALLOW_ROOT=1) if you really mean it\n",
+	        progname, cmd, cmd);
+	return 1;
+}
+
 /* Load a configuration, printing every warning and error. */
 static struct dw_config *
 load_config(const char *path, int quiet)
@@ -674,13 +691,15 @@ cmd_check_config(int argc, char **argv)
 static void
 usage_test_notify(FILE *f)
 {
-	fprintf(f, "usage: dmarcwatch test-notify [-c FILE] [--json FILE] [--wait SECONDS] [--queue] [-v] NAME\n"
+	fprintf(f, "usage: dmarcwatch test-notify [-c FILE] [--json FILE] [--wait SECONDS] [--queue] [-v]\n"
+	           "                              [--allow-root] NAME\n"
 	           "  Queues a test notification in the outbox and delivers it through notifier NAME,\n"
 	           "  retrying as the agent would for up to --wait seconds (default 60).\n"
 	           "  --json FILE sends the notification in FILE instead (the webhook JSON schema).\n"
 	           "  --queue only queues it: the running agent delivers it.\n"
 	           "  Exit 0 delivered, 1 failed (dead letter) or configuration error, 75 not yet\n"
-	           "  delivered (it stays queued and the agent retries it).\n");
+	           "  delivered (it stays queued and the agent retries it). Like run, it refuses to\n"
+	           "  start as root unless --allow-root (or DMARCWATCH_ALLOW_ROOT=1).\n");
 }
 
 static void
@@ -710,13 +729,14 @@ cmd_test_notify(int argc, char **argv)
 	                                     {"wait", required_argument, NULL, 'w'},
 	                                     {"queue", no_argument, NULL, 'q'},
 	                                     {"verbose", no_argument, NULL, 'v'},
+	                                     {"allow-root", no_argument, NULL, 'R'},
 	                                     {"help", no_argument, NULL, 'h'},
 	                                     {NULL, 0, NULL, 0}};
 	const char *path = getenv("DMARCWATCH_CONFIG"), *json = NULL;
 	if (path == NULL || *path == '\0')
 		path = DEFAULT_CONFIG;
 	unsigned long wait = 60;
-	int queue = 0, verbose = 0, c;
+	int queue = 0, verbose = 0, allow_root = 0, c;
 	char *end;
 	while ((c = getopt_long(argc, argv, "c:j:w:qvh", opts, NULL)) != -1) {
 		switch (c) {
@@ -732,6 +752,7 @@ cmd_test_notify(int argc, char **argv)
 			break;
 		case 'q': queue = 1; break;
 		case 'v': verbose++; break;
+		case 'R': allow_root = 1; break;
 		case 'h': usage_test_notify(stdout); return 0;
 		default: usage_test_notify(stderr); return EXIT_USAGE;
 		}
@@ -742,6 +763,8 @@ cmd_test_notify(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	const char *name = argv[optind];
+	if (refuse_root("test-notify", allow_root))
+		return 1;
 
 	/* The notification first: a bad --json file needs no configuration. */
 	struct dw_notification *parsed = NULL;
@@ -1272,14 +1295,37 @@ out:
 static struct dw_agent_signals sigstate = {.wake_fd = -1};
 static int wake_pipe[2] = {-1, -1};
 
+/* A stop request is honoured within STOP_DEADLINE_S seconds even when a
+ * server stalls in the middle of a response (libetpan then blocks up to
+ * the account's timeout) or a plugin hangs: the first SIGTERM arms an
+ * alarm, and if the orderly stop has not finished by then the process
+ * leaves at once. Nothing is lost: every message is committed with its
+ * checkpoint in one transaction, and outbox claims of a dead process are
+ * released on the next start. */
+#define STOP_DEADLINE_S 10
+
+static void
+on_deadline(int sig)
+{
+	static const char msg[] = "dmarcwatch: not stopped within 10 s of the stop signal (a server or a "
+	                          "notifier is not answering); leaving now: nothing is lost, an interrupted "
+	                          "message is fetched again on the next start\n";
+	(void)sig;
+	(void)!write(STDERR_FILENO, msg, sizeof msg - 1);
+	_exit(1);
+}
+
 static void
 on_signal(int sig)
 {
 	int saved = errno;
-	if (sig == SIGHUP)
+	if (sig == SIGHUP) {
 		sigstate.reload = 1;
-	else
+	} else {
+		if (!sigstate.stop)
+			alarm(STOP_DEADLINE_S);
 		sigstate.stop = 1;
+	}
 	if (wake_pipe[1] >= 0)
 		(void)!write(wake_pipe[1], "x", 1);
 	errno = saved;
@@ -1302,6 +1348,8 @@ setup_signals(void)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
+	sa.sa_handler = on_deadline;
+	sigaction(SIGALRM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	return 0;
 }
@@ -1427,18 +1475,8 @@ cmd_run(int argc, char **argv)
 	int r = parse_config_opts(argc, argv, &path, &once, &verbose, &allow_root, usage_run);
 	if (r >= 0)
 		return r;
-	const char *env_root = getenv("DMARCWATCH_ALLOW_ROOT");
-	if (env_root != NULL && strcmp(env_root, "1") == 0)
-		allow_root = 1;
-	if (geteuid() == 0 && !allow_root) {
-		/* The agent parses hostile input from the network and loads
-		 * plugins: it has no business holding root. */
-		fprintf(stderr,
-		        "%s: run: refusing to run as root; run it as a dedicated user (the systemd unit uses "
-		        "User=dmarcwatch), or pass --allow-root (DMARCWATCH_ALLOW_ROOT=1) if you really mean it\n",
-		        progname);
+	if (refuse_root("run", allow_root))
 		return 1;
-	}
 	struct dw_config *cfg = load_config(path, 0);
 	if (cfg == NULL)
 		return 1;

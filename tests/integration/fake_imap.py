@@ -7,10 +7,12 @@ Speaks just enough IMAP4rev1 for dmarcwatch to log in, select INBOX and
 list one message, then misbehaves according to MODE:
   cut-literal   announce a 100000-byte body literal, send 100 bytes, close
   no-select     answer SELECT with NO
+  stall         announce a 100000-byte body literal, send 100 bytes, then
+                send nothing more and keep the connection open
 Every line received is appended to --log (so tests can assert the command
 sequence). One connection at a time; serves until killed.
 """
-import argparse, os, socket
+import argparse, os, socket, time
 
 def main():
     ap = argparse.ArgumentParser()
@@ -53,6 +55,9 @@ def main():
                              "%s OK [READ-WRITE] selected\r\n" % tag)
                 elif cmd == "UID" and "BODY.PEEK" in rest.upper():
                     send("* 1 FETCH (UID 1 BODY[] {100000}\r\n" + "x" * 100)
+                    if a.mode == "stall":
+                        while True:
+                            time.sleep(3600)
                     break
                 elif cmd == "UID":
                     send('* 1 FETCH (UID 1 RFC822.SIZE 100000 INTERNALDATE "01-Jan-2024 00:00:00 +0000")\r\n'

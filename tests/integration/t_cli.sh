@@ -45,6 +45,10 @@ if [ "$(id -u)" -eq 0 ]; then
 	[ ! -e "$T/state" ]; ok $? "run as root: nothing was created before the refusal"
 	out=$(env -u DMARCWATCH_ALLOW_ROOT "$DMARCWATCH" run --once --allow-root -c "$T/root.yaml" 2>&1); ok $? "run --allow-root as root: runs"
 	out=$(DMARCWATCH_ALLOW_ROOT=1 "$DMARCWATCH" run --once -c "$T/root.yaml" 2>&1); ok $? "DMARCWATCH_ALLOW_ROOT=1 as root: runs"
+	out=$(env -u DMARCWATCH_ALLOW_ROOT "$DMARCWATCH" test-notify -c "$T/root.yaml" x 2>&1); is $? 1 "test-notify as root: exit 1"
+	like "$out" "test-notify: refusing to run as root" "test-notify as root: refused (the exec notifier runs commands)"
+	out=$(env -u DMARCWATCH_ALLOW_ROOT "$DMARCWATCH" test-notify --allow-root -c "$T/root.yaml" x 2>&1); is $? 1 "test-notify --allow-root: goes on (and fails on the unknown notifier)"
+	like "$out" "no notifier named 'x'" "test-notify --allow-root: the notifier is looked up"
 	out=$(env -u DMARCWATCH_ALLOW_ROOT "$DMARCWATCH" check-config -c "$T/root.yaml" 2>&1); ok $? "check-config as root is allowed (it reads, it does not run)"
 	out=$("$DMARCWATCH" check-config --allow-root -c "$T/root.yaml" 2>&1); is $? 2 "check-config --allow-root: a usage error (only run takes it)"
 else
