@@ -30,7 +30,7 @@ dw_rules_lookback(const struct dw_config *cfg)
 		case DW_RULE_THRESHOLD: n = r->window > 0 ? r->window - 1 : 0; break;
 		case DW_RULE_BASELINE: n = r->baseline_days; break;
 		case DW_RULE_NEW_SOURCE: n = r->lookback; break;
-		case DW_RULE_MISSING_REPORTER: n = r->of_days + r->silent_days; break;
+		case DW_RULE_MISSING_REPORTER: n = r->of_days + r->silent_days + DW_MISSING_TRACK_DAYS; break;
 		case DW_RULE_POLICY_CHANGE: n = 14; break;
 		case DW_RULE_REPORT_HEALTH: n = 0; break;
 		}

@@ -1159,6 +1159,12 @@ eval_new_source(struct view *v, size_t day, dw_rule_cb cb, void *arg)
 /* ------------------------------------------------------------------ */
 /* missing_reporter                                                    */
 
+/* A reporter is judged "regular" over the of_days days that end on the
+ * last day it reported, not over a window sliding with today: otherwise a
+ * reporter that stays silent stops looking regular after a few days and
+ * its alert resolves while it is still gone. A silence is followed for
+ * DW_MISSING_TRACK_DAYS days beyond silent_days + of_days (what
+ * dw_rules_lookback loads); after that the reporter is forgotten. */
 static int
 eval_missing_reporter(struct view *v, size_t day, dw_rule_cb cb, void *arg)
 {
@@ -1167,15 +1173,14 @@ eval_missing_reporter(struct view *v, size_t day, dw_rule_cb cb, void *arg)
 	unsigned silent = r->silent_days ? r->silent_days : 1;
 	unsigned of = r->of_days ? r->of_days : 14;
 	unsigned need = r->seen_days ? r->seen_days : 1;
-	size_t wend, wlo;
+	size_t span = (size_t)silent + of + DW_MISSING_TRACK_DAYS, wlo;
 	struct table t;
 	struct gkey *keys;
 	int stop = 0;
 
 	if (day < silent)
-		return DW_OK; /* the window W ends before the loaded range */
-	wend = day - silent;
-	wlo = wend + 1 >= of ? wend + 1 - of : 0;
+		return DW_OK; /* the silence would start before the loaded range */
+	wlo = day + 1 >= span ? day + 1 - span : 0;
 	memset(&t, 0, sizeof t);
 	t.width = day - wlo + 1;
 	for (size_t i = fact_lb(f, wlo); i < f->n && f->v[i].day <= day; i++) {
@@ -1191,23 +1196,28 @@ eval_missing_reporter(struct view *v, size_t day, dw_rule_cb cb, void *arg)
 	}
 	keys = sorted_groups(&t, v, xtext_str);
 	for (size_t k = 0; k < t.n && !stop; k++) {
-		size_t g = keys[k].g, nseen = 0, last = 0, recent = 0;
+		size_t g = keys[k].g, nseen = 0, last = 0, from;
+		int any = 0;
 		uint64_t msgs = 0;
 		char m[32];
 		struct dw_rule_hit hit;
-		for (size_t d = wlo; d <= day; d++) {
-			const struct counts *c = table_slot(&t, g, d - wlo);
-			if (!c->present)
-				continue;
-			if (d > wend) {
-				recent = 1;
+		for (size_t d = day + 1; d-- > wlo;)
+			if (table_slot(&t, g, d - wlo)->present) {
+				last = d;
+				any = 1;
 				break;
 			}
-			nseen++;
-			last = d;
-			msgs += c->msgs;
+		if (!any || day - last < silent)
+			continue; /* never seen in the range, or seen lately */
+		from = last + 1 >= wlo + of ? last + 1 - of : wlo;
+		for (size_t d = from; d <= last; d++) {
+			const struct counts *c = table_slot(&t, g, d - wlo);
+			if (c->present) {
+				nseen++;
+				msgs += c->msgs;
+			}
 		}
-		if (recent || nseen < need)
+		if (nseen < need)
 			continue;
 		hit_init(&hit, r, keys[k].key, str(f, t.dom[g]));
 		hit.value = (double)(day - last);
@@ -1216,8 +1226,8 @@ eval_missing_reporter(struct view *v, size_t day, dw_rule_cb cb, void *arg)
 		snprintf(hit.message, sizeof hit.message,
 		         "%s: reporter %s: no reports for the %zu days after %s (it reported on %zu of the %zu days "
 		         "%s..%s, %s messages)",
-		         str(f, t.dom[g]), str(f, t.x[g]), day - last, f->days[last], nseen, wend - wlo + 1, f->days[wlo],
-		         f->days[wend], fmt_count(msgs, m, sizeof m));
+		         str(f, t.dom[g]), str(f, t.x[g]), day - last, f->days[last], nseen, last - from + 1, f->days[from],
+		         f->days[last], fmt_count(msgs, m, sizeof m));
 		stop = cb(arg, &hit) != 0;
 	}
 	gkeys_free(keys, t.n);

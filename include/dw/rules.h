@@ -36,6 +36,12 @@
 
 #define DW_RULE_TOP 5
 
+/* missing_reporter: a reporter is "regular" when it reported on seen_days
+ * of the of_days days ending on the last day it reported; its silence is
+ * followed this many days beyond silent_days + of_days, then forgotten
+ * (the open alert then resolves after resolve_after days). */
+#define DW_MISSING_TRACK_DAYS 30
+
 /* A top offending source, for the alert's table. */
 struct dw_top_source {
 	char ip[64];

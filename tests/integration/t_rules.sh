@@ -113,14 +113,21 @@ class Model:
                 if rcv <= asof and (r["domains"] is None or dom in r["domains"])}
 
     def missing_reporter(self, r, d, asof):
-        # silent on the last `silent` days (d-silent+1..d); seen on >= `seen` of the `of` days before them
-        recent, window = set(), collections.Counter()
-        for k in range(r["silent"]):
-            recent |= self.present(r, d - datetime.timedelta(days=k), asof)
-        for k in range(r["silent"], r["silent"] + r["of"]):
+        # last seen at least `silent` days ago (nothing on d-silent+1..d), and seen on >= `seen` of the
+        # `of` days ending on that last day; followed for silent + of + 30 days back from d
+        span = r["silent"] + r["of"] + 30
+        seen = {}  # group -> set of k (days back from d) it was present
+        for k in range(span):
             for g in self.present(r, d - datetime.timedelta(days=k), asof):
-                window[g] += 1
-        return {"%s|%s" % g: (g[0], None) for g, c in window.items() if c >= r["seen"] and g not in recent}
+                seen.setdefault(g, set()).add(k)
+        out = {}
+        for g, ks in seen.items():
+            last = min(ks)
+            if last < r["silent"]:
+                continue
+            if sum(1 for k in ks if last <= k < last + r["of"]) >= r["seen"]:
+                out["%s|%s" % g] = (g[0], None)
+        return out
 
     def policies(self, d, asof, dom):
         latest = {}

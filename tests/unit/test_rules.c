@@ -926,12 +926,13 @@ test_missing_reporter(void)
 	r.of_days = 5;
 	r.silent_days = 2;
 
-	/* Judged day 10: W = days 4..8, silent days 9 and 10.
-	 * A: 4 5 6          -> 3 of 5, silent since: fires (4 days after day 6)
-	 * B: 4 5            -> 2 of 5: no
+	/* Judged day 10: silent on days 9 and 10 at least; regular = 3 of the 5
+	 * days ending on the last day it reported.
+	 * A: 4 5 6          -> 3 of 2..6, silent since: fires (4 days after day 6)
+	 * B: 4 5            -> 2 of 1..5: no
 	 * C: 4..8 and 10    -> reported on day 10: no
 	 * D: 6 7 8          -> fires (2 days after day 8, the edge)
-	 * E: 1..5           -> days 1..3 are before W: 2 of 5: no
+	 * E: 1..5           -> 5 of 1..5, silent since day 6: fires
 	 * F: 5 6 7, and a policy fact only on day 9 -> alive: no
 	 * G: 4..8 and 9, day 9 arriving two days late -> fires until it arrives */
 	fb_init(&b, 12);
@@ -949,35 +950,39 @@ test_missing_reporter(void)
 	fb_done(&b);
 
 	int64_t asof = BASE + 11 * DAY + HOUR; /* day 10's reports are in, G's day 9 is not */
-	is_int(run(&r, &b, 10, asof), 3, "day 10: A, D and G");
+	is_int(run(&r, &b, 10, asof), 4, "day 10: A, D, E and G");
 	is_str(hits[0].group, "example.com|A", "A");
 	ok(near(hits[0].value, 4), "... silent 4 days");
 	ok(near(hits[0].threshold, 2), "... threshold 2 days");
 	is_int(hits[0].messages, 300, "... 300 messages in W");
 	is_str(hits[0].message,
 	       "example.com: reporter A: no reports for the 4 days after 2024-03-07 (it reported on 3 of the 5 days "
-	       "2024-03-05..2024-03-09, 300 messages)",
+	       "2024-03-03..2024-03-07, 300 messages)",
 	       "... message");
 	is_str(hits[1].group, "example.com|D", "D");
 	ok(near(hits[1].value, 2), "... silent exactly 2 days");
-	is_str(hits[2].group, "example.com|G", "G (its day 9 not arrived)");
-	is_int(run(&r, &b, 10, INT64_MAX), 2, "with everything: A and D");
+	is_str(hits[2].group, "example.com|E", "E (regular before its silence)");
+	is_str(hits[3].group, "example.com|G", "G (its day 9 not arrived)");
+	is_int(run(&r, &b, 10, INT64_MAX), 3, "with everything: A, D and E");
 
-	/* Day 11: W = 5..9, silent 10 and 11: A has 2 of 5 (no), D 3 (yes),
-	 * F 4 with the policy fact on day 9 (yes), G 5 (yes), C reported on 10. */
-	is_int(run(&r, &b, 11, INT64_MAX), 3, "day 11: D, F, G");
-	is_str(hits[0].group, "example.com|D", "... D");
-	is_str(hits[1].group, "example.com|F", "... F");
-	is_str(hits[2].group, "example.com|G", "... G");
+	/* Day 11: A is still silent and still fires (a window sliding with the
+	 * judged day would have dropped it: 2 of 5..9, and its alert would
+	 * resolve while it is still gone). D, E still silent; F (policy fact on
+	 * day 9) and G (day 9) are silent 2 days now; C reported on 10. */
+	is_int(run(&r, &b, 11, INT64_MAX), 5, "day 11: A, D, E, F, G");
+	is_str(hits[0].group, "example.com|A", "... A, silent 5 days, still missing");
+	ok(near(hits[0].value, 5), "... 5 days");
+	is_str(hits[3].group, "example.com|F", "... F");
+	is_str(hits[4].group, "example.com|G", "... G");
 
 	r.seen_days = 4;
-	is_int(run(&r, &b, 10, asof), 1, "seen_days 4: only G (5 of 5)");
+	is_int(run(&r, &b, 10, asof), 2, "seen_days 4: E and G (5 of 5)");
 	r.seen_days = 3;
 
 	rep_list[0] = "a";
 	r.ignore_reporters = rep_list;
 	r.nignore_reporters = 1;
-	is_int(run(&r, &b, 10, asof), 2, "ignoring reporter a (any case): D and G");
+	is_int(run(&r, &b, 10, asof), 3, "ignoring reporter a (any case): D, E and G");
 	r.nignore_reporters = 0;
 
 	dom_list[0] = "example.org";
@@ -989,6 +994,17 @@ test_missing_reporter(void)
 	is_int(run(&r, &b, 1, INT64_MAX), 0, "day 1 < silent_days: W is before the range");
 	/* Day 2: W = day 0 only (of 5): nobody reported then. */
 	is_int(run(&r, &b, 2, INT64_MAX), 0, "day 2: W truncated to day 0: nothing");
+	fb_free(&b);
+
+	/* A silence is followed DW_MISSING_TRACK_DAYS days beyond silent + of
+	 * (37 days here), then forgotten. Z reported on days 0..4. */
+	fb_init(&b, 45);
+	static const int z[] = {0, 1, 2, 3, 4};
+	add_days(&b, "Z", z, 5);
+	fb_done(&b);
+	is_int(run(&r, &b, 30, INT64_MAX), 1, "day 30: Z silent 26 days, still missing");
+	is_int(run(&r, &b, 38, INT64_MAX), 1, "day 38: the range 2..38 still holds 3 of its days");
+	is_int(run(&r, &b, 39, INT64_MAX), 0, "day 39: only 2 of its days are in the range: forgotten");
 	fb_free(&b);
 }
 
