@@ -87,6 +87,17 @@ if dpkg-query -W -f='${Status}' dmarcwatch 2>/dev/null | grep -q 'installed\|con
 	exit
 fi
 
+# The purge below removes /var/lib/dmarcwatch (postrm): never run it over a
+# database this test did not create (a `make install` agent keeps its own
+# there, StateDirectory=dmarcwatch), nor over an administrator's /etc/dmarcwatch.
+for d in /var/lib/dmarcwatch /etc/dmarcwatch; do
+	if [ -e "$d" ] || [ -L "$d" ]; then
+		skip "$d exists (another dmarcwatch install?): not installing and purging the package over it"
+		done_testing
+		exit
+	fi
+done
+
 # Leave the system as we found it, whatever happens below.
 had_user=0
 getent passwd dmarcwatch >/dev/null && had_user=1

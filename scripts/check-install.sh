@@ -121,6 +121,13 @@ P="$T/prefix"
 src="$T/src"
 sh "$ROOT/scripts/copy-tree.sh" "$src"
 ok $? "copy of the source tree"
+# A relative DEST is taken from the caller's directory, not the tree's.
+rel="dw-copy-rel.$$"
+(cd "$T" && sh "$ROOT/scripts/copy-tree.sh" "$rel")
+[ -f "$T/$rel/Makefile" ] && [ ! -e "$ROOT/$rel" ]
+ok $? "copy-tree.sh with a relative DEST copies into the caller's directory, not into the tree" ||
+	rm -rf "${ROOT:?}/$rel"
+rm -rf "${T:?}/$rel"
 # Reuse the tree's objects: only what compiles a path in must be rebuilt.
 if [ -d "$ROOT/build" ]; then
 	tar -C "$ROOT" --exclude=build/test-logs --exclude=build/tests -cf - build | tar -xf - -C "$src"

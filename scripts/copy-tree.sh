@@ -6,8 +6,10 @@
 # built too); elsewhere (a release tarball) the tree minus build dirs.
 set -eu
 dest=${1:?usage: copy-tree.sh DEST}
-cd "$(dirname "$0")/.."
+# DEST is relative to where we were called from, not to the tree.
 mkdir -p "$dest"
+dest=$(cd "$dest" && pwd)
+cd "$(dirname "$0")/.."
 if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
 	# Tracked files deleted in the working tree are left out.
 	git ls-files -z --cached --others --exclude-standard |

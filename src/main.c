@@ -1390,6 +1390,17 @@ judge_hook(void *arg)
 		dw_deliver_kick(j->dl);
 }
 
+/* Publish the figures the database holds now, so a scrape right after a
+ * start or a reload is answered (not 503 for as long as the first pass
+ * takes: a stalled server, a large backfill). */
+static void
+publish_metrics(struct dw_metrics *m)
+{
+	char err[1024];
+	if (m != NULL && dw_metrics_update(m, (int64_t)time(NULL), err, sizeof err) != DW_OK)
+		log_warn("metrics: %s; trying again after the next pass", err);
+}
+
 static struct dw_evaluator *
 start_judging(const struct dw_config *cfg)
 {
@@ -1504,15 +1515,18 @@ cmd_run(int argc, char **argv)
 		dw_config_free(cfg);
 		return 1;
 	}
-	struct dw_deliver *dl = start_delivery(cfg, ns);
+	/* Metrics before deliveries: nothing to stop (or abandon) if the
+	 * listener cannot bind. */
 	struct dw_metrics *metrics = NULL;
 	if (dw_metrics_new(cfg, &metrics, err, sizeof err) != DW_OK) {
 		log_error("metrics: %s", err);
 		dw_agent_free(agent);
-		stop_delivery(dl, ns, 0);
+		dw_notifiers_free(ns);
 		dw_config_free(cfg);
 		return 1;
 	}
+	publish_metrics(metrics);
+	struct dw_deliver *dl = start_delivery(cfg, ns);
 	struct judge judge = {start_judging(cfg), dl, metrics};
 	dw_agent_set_hook(agent, judge_hook, &judge);
 	int status = 0, abandoned = 0;
@@ -1579,6 +1593,7 @@ cmd_run(int argc, char **argv)
 					dl = start_delivery(cfg, ns);
 					if (dw_metrics_new(cfg, &metrics, err, sizeof err) != DW_OK)
 						log_error("metrics: %s; metrics are off until the next reload", err);
+					publish_metrics(metrics);
 					judge = (struct judge){start_judging(cfg), dl, metrics};
 					dw_agent_set_hook(agent, judge_hook, &judge);
 					sd_tell(&sd_warned, "READY=1\nSTATUS=watching %zu account(s); the last reload failed",
@@ -1592,6 +1607,7 @@ cmd_run(int argc, char **argv)
 				dl = start_delivery(cfg, ns);
 				if (dw_metrics_new(cfg, &metrics, err, sizeof err) != DW_OK)
 					log_error("metrics: %s; metrics are off until the next reload", err);
+				publish_metrics(metrics);
 				judge = (struct judge){start_judging(cfg), dl, metrics};
 				dw_agent_set_hook(agent, judge_hook, &judge);
 				log_info("configuration reloaded: %zu account(s), %zu notifier(s)", cfg->naccounts,

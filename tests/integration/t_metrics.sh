@@ -177,4 +177,40 @@ ok "$([ $? -ne 0 ]; echo $?)" "a taken port: run fails"
 like "$(cat "$T/busy.log")" "metrics_listen 127.0.0.1:$port: cannot listen: Address already in use" \
 	"a taken port: the message names the address"
 kill "$holder" 2>/dev/null
+
+# A first pass that takes long (here: a server that accepts and never
+# greets, 30 s timeout) does not hide the figures: the agent publishes what
+# the database holds at start, so the scrape is answered at once with the
+# counts of the earlier run, not 503 until the pass ends.
+python3 -c 'import socket, sys, time
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(8)
+open(sys.argv[1], "w").write(str(s.getsockname()[1]))
+conns = []
+while True:
+    c, _ = s.accept(); conns.append(c)' "$T/mute.port" &
+mute=$!
+wait_for 5 test -s "$T/mute.port"
+echo pw >"$T/pass" && chmod 600 "$T/pass"
+cat >>"$T/a.yaml" <<YAML
+  - name: mute
+    source: imap
+    host: 127.0.0.1
+    port: $(cat "$T/mute.port")
+    tls: none
+    allow_plaintext: true
+    username: u
+    password_file: $T/pass
+    mode: poll
+    timeout: 30s
+YAML
+"$DMARCWATCH" run -c "$T/a.yaml" 2>"$T/daemon2.log" &
+agent=$!
+wait_for 10 answers
+r=$(get GET /metrics 2>&1)
+is "$(echo "$r" | head -1)" 200 "a long first pass: GET /metrics answers 200 at once, not 503"
+like "$r" "dmarcwatch_messages_total{account=\"local\",verdict=\"duplicate\"} $((dup0 + 1))" \
+	"... with the figures the database already holds"
+kill -TERM "$agent"
+wait "$agent"
+kill "$mute" 2>/dev/null
 done_testing
