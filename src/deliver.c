@@ -31,6 +31,10 @@
 #define IDLE_WAKE_MS 5000             /* look at the outbox at least this often: other
                                          processes (test-notify --queue) add entries */
 #define PRUNE_EVERY_MS (3600 * 1000)
+/* How long the entries of a notifier that is no longer configured wait
+ * for it to come back (renamed back, or a reverted edit): the default
+ * max_age of a notifier, as load_notifier() in config.c sets it. */
+#define STRAY_MAX_AGE 86400u
 
 enum wstate { W_IDLE, W_BUSY, W_DONE };
 
@@ -71,6 +75,12 @@ struct dw_deliver {
 	size_t nw;
 	uint64_t rng;
 	int64_t last_prune;
+	/* Entries of notifiers that are not configured (the agent only, not
+	 * test-notify): the configured names, borrowed from ns. */
+	int strays_on;
+	const char **names;
+	size_t nnames;
+	int strays_failed;                /* the last look failed (logged once) */
 };
 
 static void
@@ -211,6 +221,73 @@ record(struct dw_deliver *d, struct worker *w, int overdue)
 	return rc;
 }
 
+/* ------------------------------------------------------------------ */
+/* Entries of notifiers that are no longer configured                  */
+
+/* Said once per notifier when deliveries start (at start, after a reload). */
+static void
+warn_strays(struct dw_deliver *d)
+{
+	char err[512];
+	struct dw_outbox_stray *v = NULL;
+	size_t n = 0;
+	if (dw_outbox_strays(d->db, d->names, d->nnames, &v, &n, err, sizeof err) != DW_OK) {
+		log_error("%s; entries of notifiers that are no longer configured are looked at again on the next pass",
+		          err);
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		log_warn("%lld notification(s) queued for notifier '%s', which is no longer configured: they stay queued "
+		         "for up to %u h in case it comes back (rename it back, or `dmarcwatch outbox --state pending` to "
+		         "see them), then are dead-lettered",
+		         (long long)v[i].count, v[i].notifier, STRAY_MAX_AGE / 3600);
+	dw_outbox_strays_free(v, n);
+}
+
+/* The one message for each stray entry dead-lettered. */
+static int
+stray_dead(const struct dw_outbox_entry *e, void *arg)
+{
+	(void)arg;
+	struct dw_notification *n = NULL;
+	char perr[256];
+	if (e->payload != NULL && dw_notification_from_json(e->payload, strlen(e->payload), &n, perr, sizeof perr) == 0)
+		log_error("notifier %s: entry %lld (%s \"%s\") still queued after %u s (the default max_age); giving up: "
+		          "%s (dead letter; see `dmarcwatch outbox --state dead`)",
+		          e->notifier, (long long)e->id, dw_notify_kind_name(n->kind), n->title, STRAY_MAX_AGE,
+		          e->last_error);
+	else
+		log_error("notifier %s: entry %lld still queued after %u s (the default max_age); giving up: %s "
+		          "(dead letter; see `dmarcwatch outbox --state dead`)",
+		          e->notifier, (long long)e->id, STRAY_MAX_AGE, e->last_error);
+	dw_notification_free(n);
+	return 0;
+}
+
+/* Each pass: dead-letter the stray entries older than STRAY_MAX_AGE. Rows
+ * of configured notifiers are never looked at; a stray whose notifier
+ * comes back before then is delivered as usual. */
+static void
+expire_strays(struct dw_deliver *d)
+{
+	char err[512];
+	struct dw_outbox_stray *v = NULL;
+	size_t n = 0;
+	int64_t now = dw_wall_ms(), upto = now - (int64_t)STRAY_MAX_AGE * 1000;
+	int rc = dw_outbox_strays(d->db, d->names, d->nnames, &v, &n, err, sizeof err);
+	for (size_t i = 0; rc == DW_OK && i < n; i++) {
+		if (v[i].oldest > upto)
+			continue;
+		char why[160];
+		snprintf(why, sizeof why, "notifier '%s' is no longer configured", v[i].notifier);
+		rc = dw_outbox_expire(d->db, v[i].notifier, upto, now, why, stray_dead, NULL, NULL, err, sizeof err);
+	}
+	dw_outbox_strays_free(v, n);
+	if (rc != DW_OK && !d->strays_failed)
+		log_error("%s; trying again on the next pass", err);
+	d->strays_failed = rc != DW_OK;
+}
+
 /* The call overran timeout + grace: count the attempt as failed now. */
 static void
 overran(struct dw_deliver *d, struct worker *w)
@@ -346,6 +423,11 @@ dispatcher_main(void *arg)
 					wake = at;
 			}
 		}
+		if (d->strays_on && !d->stop) {
+			pthread_mutex_unlock(&d->mu);
+			expire_strays(d);
+			pthread_mutex_lock(&d->mu);
+		}
 		if (d->o.keep > 0 && dw_mono_ms() - d->last_prune >= PRUNE_EVERY_MS) {
 			d->last_prune = dw_mono_ms();
 			pthread_mutex_unlock(&d->mu);
@@ -422,6 +504,15 @@ dw_deliver_start(struct dw_notifiers *ns, const struct dw_deliver_opts *o, struc
 		pthread_cond_init(&w->cv, &ca);
 	}
 	pthread_condattr_destroy(&ca);
+	/* Only the agent looks after the entries of notifiers that are gone:
+	 * test-notify delivers one entry and knows nothing of the others. */
+	if (o->only_id == 0 && o->only_notifier == NULL) {
+		d->strays_on = 1;
+		d->names = xcalloc(n + 1, sizeof *d->names);
+		for (size_t i = 0; i < n; i++)
+			d->names[d->nnames++] = dw_notifier_name(dw_notifiers_at(ns, i));
+		warn_strays(d);
+	}
 	/* Threads start only now, after every plugin's init() (see the ABI).
 	 * They block the agent's signals, so SIGTERM/SIGHUP reach the main
 	 * thread (whose poll() they must interrupt) and never a plugin call. */
@@ -553,6 +644,7 @@ dw_deliver_stop(struct dw_deliver *d, unsigned grace_ms)
 	pthread_cond_destroy(&d->cv);
 	pthread_mutex_destroy(&d->mu);
 	free(d->w);
+	free(d->names);
 	free(d->only_notifier);
 	free(d);
 	return 0;

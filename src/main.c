@@ -1421,8 +1421,8 @@ start_judging(const struct dw_config *cfg)
 static struct dw_deliver *
 start_delivery(const struct dw_config *cfg, struct dw_notifiers *ns)
 {
-	if (dw_notifiers_count(ns) == 0)
-		return NULL;
+	/* Even with no notifier: the dispatcher also warns about, and in time
+	 * dead-letters, what is queued for notifiers no longer configured. */
 	char err[1024];
 	struct dw_deliver *dl = NULL;
 	struct dw_deliver_opts o = {.db_path = dw_config_db_path(cfg), .keep = cfg->outbox_keep};

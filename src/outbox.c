@@ -397,3 +397,103 @@ dw_outbox_foreach(struct dw_store *s, int state, dw_outbox_cb cb, void *arg, cha
 	sqlite3_finalize(st);
 	return stop || rc == SQLITE_DONE ? DW_OK : db_err(s, err, errlen, "cannot list entries");
 }
+
+void
+dw_outbox_strays_free(struct dw_outbox_stray *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i].notifier);
+	free(v);
+}
+
+int
+dw_outbox_strays(struct dw_store *s, const char *const *names, size_t nnames, struct dw_outbox_stray **out,
+                 size_t *nout, char *err, size_t errlen)
+{
+	*out = NULL;
+	*nout = 0;
+	/* One placeholder per configured name: a handful. */
+	size_t cap = 256 + 2 * nnames;
+	char *sql = xmalloc(cap);
+	size_t len = (size_t)snprintf(sql, cap, "SELECT notifier, COUNT(*), MIN(created_at) FROM outbox"
+	                                        " WHERE state = 'pending'%s",
+	                              nnames > 0 ? " AND notifier NOT IN (" : "");
+	for (size_t i = 0; i < nnames; i++)
+		len += (size_t)snprintf(sql + len, cap - len, "%s", i + 1 < nnames ? "?," : "?)");
+	snprintf(sql + len, cap - len, " GROUP BY notifier ORDER BY notifier");
+	sqlite3_stmt *st = prep(s, sql, err, errlen);
+	free(sql);
+	if (st == NULL)
+		return DW_E_STORE;
+	for (size_t i = 0; i < nnames; i++)
+		sqlite3_bind_text(st, (int)i + 1, names[i], -1, SQLITE_STATIC);
+	struct dw_outbox_stray *v = NULL;
+	size_t n = 0;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		v = xreallocarray(v, n + 1, sizeof *v);
+		v[n].notifier = col_str(st, 0);
+		v[n].count = sqlite3_column_int64(st, 1);
+		v[n].oldest = sqlite3_column_int64(st, 2);
+		if (v[n].notifier == NULL)
+			v[n].notifier = xstrdup("");
+		n++;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		dw_outbox_strays_free(v, n);
+		return db_err(s, err, errlen, "cannot list the notifiers of pending entries");
+	}
+	*out = v;
+	*nout = n;
+	return DW_OK;
+}
+
+static int
+by_id(const void *a, const void *b)
+{
+	int64_t x = ((const struct dw_outbox_entry *)a)->id, y = ((const struct dw_outbox_entry *)b)->id;
+	return (x > y) - (x < y);
+}
+
+int
+dw_outbox_expire(struct dw_store *s, const char *notifier, int64_t upto, int64_t now, const char *error,
+                 dw_outbox_cb cb, void *arg, size_t *n, char *err, size_t errlen)
+{
+	if (n != NULL)
+		*n = 0;
+	/* One statement: the state test and the write cannot be split by a
+	 * delivery recorded in between by another process. */
+	sqlite3_stmt *st = prep(s,
+	                        "UPDATE outbox SET state = 'dead', done_at = ?3, last_error = ?4, lease_until = 0,"
+	                        " lease_pid = 0 WHERE notifier = ?1 AND state = 'pending' AND created_at <= ?2"
+	                        " AND lease_until <= ?3 RETURNING " ENTRY_COLS,
+	                        err, errlen);
+	if (st == NULL)
+		return DW_E_STORE;
+	sqlite3_bind_text(st, 1, notifier, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, upto);
+	sqlite3_bind_int64(st, 3, now);
+	sqlite3_bind_text(st, 4, error, -1, SQLITE_STATIC);
+	struct dw_outbox_entry *v = NULL;
+	size_t nv = 0;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		v = xreallocarray(v, nv + 1, sizeof *v);
+		memset(&v[nv], 0, sizeof v[nv]);
+		read_entry(st, &v[nv++]);
+	}
+	sqlite3_finalize(st);
+	int out = rc == SQLITE_DONE ? DW_OK : db_err(s, err, errlen, "cannot dead-letter the entries of a notifier");
+	if (nv > 1) /* RETURNING gives rows in no promised order */
+		qsort(v, nv, sizeof *v, by_id);
+	for (size_t i = 0; i < nv; i++) {
+		if (out == DW_OK && cb != NULL)
+			cb(&v[i], arg);
+		dw_outbox_entry_clear(&v[i]);
+	}
+	free(v);
+	if (out == DW_OK && n != NULL)
+		*n = nv;
+	return out;
+}

@@ -22,6 +22,15 @@
  * retry-after, else retry_min * 2^(attempt-1) capped at retry_max, with
  * +-20 % jitter. FAIL, or an entry older than max_age -> dead letter,
  * logged once at error level.
+ *
+ * Entries of a notifier that is no longer configured (removed or renamed
+ * in the configuration): when deliveries start (at start and after each
+ * reload) a warning per such notifier says how many are queued; they stay
+ * pending, and are delivered if the notifier comes back, until they are
+ * older than a notifier's default max_age (24 h): then, checked at each
+ * pass, they become dead letters ("notifier 'X' is no longer configured"),
+ * each logged once. Only the agent does this (not with only_id or
+ * only_notifier, as test-notify starts it).
  */
 #ifndef DW_DELIVER_H
 #define DW_DELIVER_H

@@ -96,6 +96,31 @@ int dw_outbox_counts(struct dw_store *s, const char *notifier, int64_t *pending,
 typedef int (*dw_outbox_cb)(const struct dw_outbox_entry *e, void *arg);
 int dw_outbox_foreach(struct dw_store *s, int state, dw_outbox_cb cb, void *arg, char *err, size_t errlen);
 
+/*
+ * Entries left behind by a notifier that is no longer configured: the
+ * notifiers with pending entries that are none of names[0..nnames), by
+ * name, each with how many entries and when its oldest was queued. *out
+ * is NULL and *nout 0 when there is none; free with dw_outbox_strays_free.
+ */
+struct dw_outbox_stray {
+	char *notifier;  /* owned */
+	int64_t count;
+	int64_t oldest;  /* created_at of its oldest pending entry */
+};
+int dw_outbox_strays(struct dw_store *s, const char *const *names, size_t nnames, struct dw_outbox_stray **out,
+                     size_t *nout, char *err, size_t errlen);
+void dw_outbox_strays_free(struct dw_outbox_stray *v, size_t n);
+
+/*
+ * Dead-letter notifier's pending entries created at or before `upto` that
+ * no live holder has leased at now: state dead, done_at now, last_error
+ * error. Like every outcome it only changes pending entries. Then cb (may
+ * be NULL) is called once with each entry it changed, in id order (it may
+ * use s); *n (may be NULL) gets how many.
+ */
+int dw_outbox_expire(struct dw_store *s, const char *notifier, int64_t upto, int64_t now, const char *error,
+                     dw_outbox_cb cb, void *arg, size_t *n, char *err, size_t errlen);
+
 const char *dw_outbox_state_name(int state);
 
 #endif

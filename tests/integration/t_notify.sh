@@ -134,4 +134,44 @@ wait_for 15 has_lines "$T/hup.txt" 1; ok $? "after SIGHUP the queued notificatio
 like "$(cat "$T/hup.log")" "configuration reloaded: 1 account(s), 1 notifier(s)" "the reload is logged"
 kill -TERM $pid
 wait $pid
+
+# 6. A notifier renamed away by a reload: its queued notification is kept
+# (warned about, not tried, not dead-lettered before 24 h) and delivered
+# once the name comes back.
+{ head_cfg | sed "s|^state_dir: .*|state_dir: $T/state6|"; cat <<YAML; } >"$T/ren.yaml"
+  - name: alpha
+    plugin: recorder
+    path: $T/ren.txt
+    retry_first: 1000
+    retry_min: 1s
+    retry_max: 1s
+YAML
+"$DMARCWATCH" run -c "$T/ren.yaml" 2>"$T/ren.log" &
+pid=$!
+wait_for 10 grep -q 'started' "$T/ren.log"
+"$DMARCWATCH" test-notify -c "$T/ren.yaml" --queue alpha >/dev/null; ok $? "queued for alpha"
+wait_for 10 grep -q 'notifier alpha: entry 1 attempt 1 failed' "$T/ren.log"; ok $? "alpha is tried and fails"
+sed -i 's/name: alpha/name: beta/' "$T/ren.yaml"
+kill -HUP $pid
+wait_for 10 grep -q "no longer configured" "$T/ren.log"; ok $? "after renaming alpha away: a warning"
+like "$(cat "$T/ren.log")" "1 notification(s) queued for notifier 'alpha', which is no longer configured: they stay queued for up to 24 h in case it comes back (rename it back, or \`dmarcwatch outbox --state pending\` to see them), then are dead-lettered" \
+	"the warning says how many, for how long and what to do"
+json=$("$DMARCWATCH" outbox -c "$T/ren.yaml" --format json)
+is "$(printf '%s\n' "$json" | wc -l)" 1 "one entry in the outbox"
+is "$(jget "$json" 'd["notifier"] + " " + d["state"]')" "alpha pending" "it is still pending for alpha"
+tries=$(jget "$json" 'd["attempts"]')
+sleep 3 # alpha retried every second; nobody tries it now
+json=$("$DMARCWATCH" outbox -c "$T/ren.yaml" --format json)
+is "$(jget "$json" 'd["state"] + " " + str(d["attempts"])')" "pending $tries" "not tried while alpha is gone"
+sed -i -e 's/name: beta/name: alpha/' -e 's/retry_first: 1000/retry_first: 0/' "$T/ren.yaml"
+kill -HUP $pid
+wait_for 15 has_lines "$T/ren.txt" 1; ok $? "alpha is back after SIGHUP: the notification is delivered"
+sleep 2
+is "$(nlines "$T/ren.txt")" 1 "exactly once"
+json=$("$DMARCWATCH" outbox -c "$T/ren.yaml" --format json)
+is "$(jget "$json" 'd["notifier"] + " " + d["state"]')" "alpha delivered" "the outbox says delivered"
+is "$(grep -c "no longer configured" "$T/ren.log")" 1 "warned once, at the reload that removed alpha"
+is "$(grep -c "giving up\|dead letter" "$T/ren.log")" 0 "nothing was dead-lettered"
+kill -TERM $pid
+wait $pid; is $? 0 "SIGTERM: clean exit"
 done_testing

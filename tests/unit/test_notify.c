@@ -30,11 +30,11 @@ static char tmp[256];
 static const char *plugdir;
 
 static struct dw_config *
-config(const char *notifiers)
+config_in(const char *state_dir, const char *notifiers)
 {
 	char *text = xasprintf("state_dir: %s\nplugin_dir: %s\naccounts:\n  - name: a\n    source: maildir\n"
 	                       "    path: %s/Maildir\nnotifiers:\n%s",
-	                       tmp, plugdir, tmp, notifiers);
+	                       state_dir, plugdir, tmp, notifiers);
 	struct dw_config *c = NULL;
 	struct dw_cfg_msgs m = {0};
 	int rc = dw_config_load_string("t.yaml", text, strlen(text), &c, &m);
@@ -44,6 +44,12 @@ config(const char *notifiers)
 	dw_cfg_msgs_free(&m);
 	free(text);
 	return c;
+}
+
+static struct dw_config *
+config(const char *notifiers)
+{
+	return config_in(tmp, notifiers);
 }
 
 /* Load and expect failure; returns all errors joined by newlines. */
@@ -426,6 +432,261 @@ test_delivery(void)
 	free(tok);
 }
 
+/* Count the lines of text that contain needle. */
+static int
+count_in(const char *text, const char *needle)
+{
+	int n = 0;
+	for (const char *p = text; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+		n++;
+	return n;
+}
+
+static int
+count_cb(const struct dw_outbox_entry *e, void *arg)
+{
+	(void)e;
+	++*(int *)arg;
+	return 0;
+}
+
+/* Queue one entry for notifier, created at `at`; returns its id. */
+static int64_t
+queue_at(struct dw_store *s, const char *notifier, const char *key, int64_t at)
+{
+	char err[512] = "";
+	int64_t id = 0;
+	struct dw_notification n = note(key, "stray test");
+	if (dw_outbox_put(s, notifier, &n, at, &id, NULL, err, sizeof err) != DW_OK)
+		diag("queue %s: %s", key, err);
+	return id;
+}
+
+static int
+state_of(struct dw_store *s, int64_t id, struct dw_outbox_entry *e)
+{
+	char err[512] = "";
+	if (dw_outbox_get(s, id, e, err, sizeof err) != 1) {
+		diag("entry %lld: %s", (long long)id, err);
+		return 0;
+	}
+	return (int)e->state;
+}
+
+#define HOUR_MS (3600 * INT64_C(1000))
+
+/* The outbox side: which notifiers have strays, and dead-lettering them. */
+static void
+test_strays_outbox(void)
+{
+	char *path = xasprintf("%s/strays.db", tmp), err[512] = "";
+	struct dw_store *s = NULL;
+	ok(dw_store_open(path, &s, err, sizeof err) == DW_OK, "strays: store opened: %s", err);
+	if (s == NULL)
+		return;
+	int64_t now = dw_wall_ms();
+	int64_t young = queue_at(s, "gone", "young", now - HOUR_MS);
+	int64_t old = queue_at(s, "gone", "old", now - 25 * HOUR_MS);
+	int64_t done = queue_at(s, "gone", "done", now - 26 * HOUR_MS);
+	int64_t leased = queue_at(s, "gone", "leased", now - 25 * HOUR_MS);
+	int64_t mine = queue_at(s, "rec", "mine", now - 25 * HOUR_MS);
+	queue_at(s, "other", "o1", now - 2 * HOUR_MS);
+	struct dw_outbox_entry e;
+	ok(dw_outbox_claim(s, "gone", done, now, 1000, &e, err, sizeof err) == 1, "strays: 'done' claimed");
+	dw_outbox_entry_clear(&e);
+	ok(dw_outbox_delivered(s, done, now - 25 * HOUR_MS, err, sizeof err) == DW_OK, "strays: 'done' delivered");
+	ok(dw_outbox_claim(s, "gone", leased, now, 10 * 60 * 1000, &e, err, sizeof err) == 1,
+	   "strays: 'leased' claimed by this live process for 10 min");
+	dw_outbox_entry_clear(&e);
+
+	const char *names[] = {"rec"};
+	struct dw_outbox_stray *v = NULL;
+	size_t n = 0;
+	ok(dw_outbox_strays(s, names, 1, &v, &n, err, sizeof err) == DW_OK, "strays listed: %s", err);
+	ok(n == 2 && strcmp(v[0].notifier, "gone") == 0 && strcmp(v[1].notifier, "other") == 0,
+	   "strays: 'gone' and 'other', by name, not the configured 'rec'");
+	if (n == 2) {
+		is_int(v[0].count, 3, "strays: 'gone' has 3 pending (the delivered one is not counted)");
+		is_int(v[0].oldest, now - 25 * HOUR_MS, "strays: the oldest pending of 'gone' is 25 h old");
+		is_int(v[1].count, 1, "strays: 'other' has 1");
+	}
+	dw_outbox_strays_free(v, n);
+	ok(dw_outbox_strays(s, NULL, 0, &v, &n, err, sizeof err) == DW_OK && n == 3,
+	   "strays with no notifier configured: all 3 notifiers with pending entries");
+	dw_outbox_strays_free(v, n);
+
+	int calls = 0;
+	size_t changed = 99;
+	const char *why = "notifier 'gone' is no longer configured";
+	ok(dw_outbox_expire(s, "gone", now - 24 * HOUR_MS, now, why, count_cb, &calls, &changed, err, sizeof err) ==
+	       DW_OK,
+	   "expire entries of 'gone' older than 24 h: %s", err);
+	ok(changed == 1 && calls == 1, "expire: exactly one entry changed and reported (%zu, %d)", changed, calls);
+	ok(state_of(s, old, &e) == DW_OUTBOX_DEAD && e.done_at == now && e.last_error != NULL &&
+	       strcmp(e.last_error, why) == 0,
+	   "the 25 h old entry is dead with \"%s\"", why);
+	dw_outbox_entry_clear(&e);
+	ok(state_of(s, young, &e) == DW_OUTBOX_PENDING && e.last_error == NULL, "the 1 h old entry is still pending");
+	dw_outbox_entry_clear(&e);
+	ok(state_of(s, leased, &e) == DW_OUTBOX_PENDING, "an entry leased by a live process is left to its holder");
+	dw_outbox_entry_clear(&e);
+	ok(state_of(s, done, &e) == DW_OUTBOX_DELIVERED && e.done_at == now - 25 * HOUR_MS && e.last_error == NULL,
+	   "the delivered entry is unchanged (state, done_at, no error)");
+	dw_outbox_entry_clear(&e);
+	ok(state_of(s, mine, &e) == DW_OUTBOX_PENDING, "the configured notifier's 25 h old entry is untouched");
+	dw_outbox_entry_clear(&e);
+	calls = 0;
+	ok(dw_outbox_expire(s, "gone", now - 24 * HOUR_MS, now + 1000, why, count_cb, &calls, &changed, err,
+	                    sizeof err) == DW_OK &&
+	       changed == 0 && calls == 0,
+	   "expire again: nothing changes, nothing is reported twice");
+	dw_store_close(s);
+	free(path);
+}
+
+/* Capture stderr (the log) into path while deliveries run. */
+static int
+stderr_to(const char *path)
+{
+	fflush(stderr);
+	int saved = dup(2);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (fd >= 0) {
+		dup2(fd, 2);
+		close(fd);
+	}
+	return saved;
+}
+
+static void
+stderr_back(int saved)
+{
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+}
+
+/* Start deliveries for cfg, let them run a pass or two, stop; the log goes to logpath. */
+static void
+deliver_once(const char *notifiers, const char *state_dir, const char *logpath, const char *what)
+{
+	char err[512] = "";
+	struct dw_config *c = config_in(state_dir, notifiers);
+	struct dw_notifiers *ns = NULL;
+	struct dw_cfg_msgs m = {0};
+	int loaded = c != NULL && dw_notifiers_load(c, &ns, &m) == DW_OK;
+	dw_cfg_msgs_free(&m);
+	ok(loaded, "%s: notifiers loaded", what);
+	if (!loaded) {
+		dw_config_free(c);
+		return;
+	}
+	struct dw_deliver *d = NULL;
+	struct dw_deliver_opts o = {.db_path = dw_config_db_path(c), .keep = 0};
+	int saved = stderr_to(logpath);
+	int rc = dw_deliver_start(ns, &o, &d, err, sizeof err);
+	int drained = rc == DW_OK && dw_deliver_drain(d, 5000);
+	int stuck = dw_deliver_stop(d, 2000);
+	stderr_back(saved);
+	ok(rc == DW_OK && drained && stuck == 0, "%s: deliveries started, drained and stopped: %s", what, err);
+	dw_notifiers_free(ns);
+	dw_config_free(c);
+}
+
+/* The deliverer's policy, on a real database and the recorder plugin. */
+static void
+test_strays_delivery(void)
+{
+	char *dir = xasprintf("%s/strays", tmp), *logp = xasprintf("%s/strays/log.txt", tmp);
+	char *recp = xasprintf("%s/strays/rec.txt", tmp), *gonep = xasprintf("%s/strays/gone.txt", tmp);
+	mkdir(dir, 0700);
+	char *only_rec = xasprintf("  - name: rec\n    plugin: recorder\n    path: %s\n    max_age: 30d\n", recp);
+	char *gone_back = xasprintf("%s  - name: gone\n    plugin: recorder\n    path: %s\n", only_rec, gonep);
+	struct dw_config *c = config_in(dir, only_rec);
+	ok(c != NULL, "strays: configuration loads");
+	if (c == NULL)
+		return;
+	char err[512] = "";
+	struct dw_store *s = NULL;
+	ok(dw_store_open(dw_config_db_path(c), &s, err, sizeof err) == DW_OK, "strays: database opened: %s", err);
+	int64_t now = dw_wall_ms();
+	int64_t young = queue_at(s, "gone", "young", now - HOUR_MS);
+	int64_t old = queue_at(s, "gone", "old", now - 25 * HOUR_MS);
+	int64_t done = queue_at(s, "gone", "done", now - 26 * HOUR_MS);
+	int64_t old2 = queue_at(s, "gone2", "old2", now - 30 * HOUR_MS);
+	int64_t mine = queue_at(s, "rec", "mine", now - 25 * HOUR_MS);
+	struct dw_outbox_entry e;
+	dw_outbox_claim(s, "gone", done, now, 1000, &e, err, sizeof err);
+	dw_outbox_entry_clear(&e);
+	ok(dw_outbox_delivered(s, done, now - 25 * HOUR_MS, err, sizeof err) == DW_OK, "strays: 'done' delivered");
+
+	/* 1. 'gone' and 'gone2' are not configured. */
+	deliver_once(only_rec, dir, logp, "without 'gone'");
+	char *log = slurp(logp);
+	is_int(count_in(log, "2 notification(s) queued for notifier 'gone', which is no longer configured: they stay "
+	                     "queued for up to 24 h in case it comes back (rename it back, or `dmarcwatch outbox "
+	                     "--state pending` to see them), then are dead-lettered"),
+	       1, "warned once for 'gone', with its 2 pending entries and what to do");
+	is_int(count_in(log, "1 notification(s) queued for notifier 'gone2', which is no longer configured"), 1,
+	       "warned once for 'gone2'");
+	is_int(count_in(log, "notifier 'rec'"), 0, "no warning for the configured notifier");
+	is_int(count_in(log, "giving up: notifier 'gone' is no longer configured (dead letter"), 1,
+	       "one dead letter logged for 'gone'");
+	is_int(count_in(log, "giving up: notifier 'gone2' is no longer configured (dead letter"), 1,
+	       "one dead letter logged for 'gone2'");
+	ok(has(log, "notifier gone: entry ") && has(log, "(test \"stray test\") still queued after 86400 s"),
+	   "the dead letter names the entry, its kind and title, and the age");
+	free(log);
+	ok(state_of(s, old, &e) == DW_OUTBOX_DEAD && e.last_error != NULL &&
+	       strcmp(e.last_error, "notifier 'gone' is no longer configured") == 0,
+	   "the 25 h old entry of 'gone' is dead, with the reason");
+	dw_outbox_entry_clear(&e);
+	ok(state_of(s, old2, &e) == DW_OUTBOX_DEAD && e.last_error != NULL &&
+	       strcmp(e.last_error, "notifier 'gone2' is no longer configured") == 0,
+	   "the 30 h old entry of 'gone2' is dead");
+	dw_outbox_entry_clear(&e);
+	ok(state_of(s, young, &e) == DW_OUTBOX_PENDING && e.attempts == 0 && e.last_error == NULL,
+	   "the 1 h old entry of 'gone' is pending, untried");
+	dw_outbox_entry_clear(&e);
+	ok(state_of(s, done, &e) == DW_OUTBOX_DELIVERED && e.done_at == now - 25 * HOUR_MS && e.last_error == NULL,
+	   "the delivered entry of 'gone' is unchanged");
+	dw_outbox_entry_clear(&e);
+	ok(state_of(s, mine, &e) == DW_OUTBOX_DELIVERED && e.attempts == 1 && e.last_error == NULL,
+	   "the configured notifier's 25 h old entry (max_age 30d) is delivered as usual");
+	dw_outbox_entry_clear(&e);
+	is_int(lines_in(recp), 1, "rec received it once");
+
+	/* 2. A restart, still without 'gone': warned again, nothing logged twice. */
+	deliver_once(only_rec, dir, logp, "restarted without 'gone'");
+	log = slurp(logp);
+	is_int(count_in(log, "1 notification(s) queued for notifier 'gone', which is no longer configured"), 1,
+	       "restart: warned again for 'gone', now 1 entry");
+	is_int(count_in(log, "'gone2'"), 0, "restart: nothing about 'gone2' (nothing pending)");
+	is_int(count_in(log, "giving up"), 0, "restart: no dead letter logged again");
+	free(log);
+
+	/* 3. 'gone' comes back: its pending entry is delivered, the dead one is not. */
+	deliver_once(gone_back, dir, logp, "with 'gone' back");
+	log = slurp(logp);
+	is_int(count_in(log, "no longer configured"), 0, "back: no warning");
+	free(log);
+	ok(state_of(s, young, &e) == DW_OUTBOX_DELIVERED && e.attempts == 1, "back: the pending entry is delivered");
+	dw_outbox_entry_clear(&e);
+	ok(state_of(s, old, &e) == DW_OUTBOX_DEAD, "back: the dead letter stays dead");
+	dw_outbox_entry_clear(&e);
+	is_int(lines_in(gonep), 1, "back: 'gone' received exactly one notification");
+	is_int(lines_in(recp), 1, "rec still has exactly one");
+
+	dw_store_close(s);
+	dw_config_free(c);
+	free(gone_back);
+	free(only_rec);
+	free(gonep);
+	free(recp);
+	free(logp);
+	free(dir);
+}
+
 int
 main(void)
 {
@@ -445,6 +706,8 @@ main(void)
 	test_refusals();
 	test_json();
 	test_outbox();
+	test_strays_outbox();
+	test_strays_delivery();
 	test_delivery();
 	char *cmd = xasprintf("rm -rf '%s'", tmp);
 	if (system(cmd) != 0)
