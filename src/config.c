@@ -1675,7 +1675,7 @@ load_notifier(struct ctx *x, const struct dw_cfg_node *m, struct dw_config *c, s
 	nc->line = m->line;
 	nc->col = m->col;
 	nc->timeout = 30;
-	nc->max_age = 86400;
+	nc->max_age = DW_NOTIFIER_MAX_AGE_DEFAULT;
 	nc->retry_min = 30;
 	nc->retry_max = 3600;
 	if (m->type != DW_CFG_MAP) {

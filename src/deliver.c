@@ -33,8 +33,8 @@
 #define PRUNE_EVERY_MS (3600 * 1000)
 /* How long the entries of a notifier that is no longer configured wait
  * for it to come back (renamed back, or a reverted edit): the default
- * max_age of a notifier, as load_notifier() in config.c sets it. */
-#define STRAY_MAX_AGE 86400u
+ * max_age of a notifier. */
+#define STRAY_MAX_AGE DW_NOTIFIER_MAX_AGE_DEFAULT
 
 enum wstate { W_IDLE, W_BUSY, W_DONE };
 

@@ -26,6 +26,8 @@ void
 dw_log_init(int level, int to_syslog, const char *ident)
 {
 	log_level = level;
+	if (log_syslog && !to_syslog)
+		closelog(); /* a reload moved the log back to stderr */
 	log_syslog = to_syslog;
 	if (to_syslog)
 		openlog(ident, LOG_PID | LOG_NDELAY, LOG_MAIL);

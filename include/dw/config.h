@@ -91,6 +91,10 @@ struct dw_notifier_kv {
 
 /* One entry of notifiers:. Host keys are taken out; the rest go to the
  * plugin's init(). */
+/* A notifier's default max_age (seconds); also how long notifications for
+ * a notifier no longer configured are kept (deliver.c). */
+#define DW_NOTIFIER_MAX_AGE_DEFAULT 86400u
+
 struct dw_notifier_cfg {
 	char *name;                  /* unique: [A-Za-z0-9_.-]+ */
 	char *plugin;                /* a name in plugin_dir, or an absolute path */
