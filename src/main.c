@@ -731,6 +731,7 @@ cmd_test_notify(int argc, char **argv)
 	                                     {"verbose", no_argument, NULL, 'v'},
 	                                     {"allow-root", no_argument, NULL, 'R'},
 	                                     {"help", no_argument, NULL, 'h'},
+	                                     {"version", no_argument, NULL, 'V'},
 	                                     {NULL, 0, NULL, 0}};
 	const char *path = getenv("DMARCWATCH_CONFIG"), *json = NULL;
 	if (path == NULL || *path == '\0')
@@ -738,7 +739,7 @@ cmd_test_notify(int argc, char **argv)
 	unsigned long wait = 60;
 	int queue = 0, verbose = 0, allow_root = 0, c;
 	char *end;
-	while ((c = getopt_long(argc, argv, "c:j:w:qvh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:j:w:qvhV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': path = optarg; break;
 		case 'j': json = optarg; break;
@@ -754,6 +755,7 @@ cmd_test_notify(int argc, char **argv)
 		case 'v': verbose++; break;
 		case 'R': allow_root = 1; break;
 		case 'h': usage_test_notify(stdout); return 0;
+		case 'V': return version();
 		default: usage_test_notify(stderr); return EXIT_USAGE;
 		}
 	}
@@ -993,13 +995,14 @@ cmd_outbox(int argc, char **argv)
 	                                     {"state", required_argument, NULL, 's'},
 	                                     {"format", required_argument, NULL, 'f'},
 	                                     {"help", no_argument, NULL, 'h'},
+	                                     {"version", no_argument, NULL, 'V'},
 	                                     {NULL, 0, NULL, 0}};
 	const char *path = getenv("DMARCWATCH_CONFIG");
 	if (path == NULL || *path == '\0')
 		path = DEFAULT_CONFIG;
 	int state = 0, c;
 	struct outbox_list l = {0, 0};
-	while ((c = getopt_long(argc, argv, "c:s:f:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:s:f:hV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': path = optarg; break;
 		case 's':
@@ -1018,6 +1021,7 @@ cmd_outbox(int argc, char **argv)
 			l.json = strcmp(optarg, "json") == 0;
 			break;
 		case 'h': usage_outbox(stdout); return 0;
+		case 'V': return version();
 		default: usage_outbox(stderr); return EXIT_USAGE;
 		}
 	}
@@ -1133,6 +1137,7 @@ cmd_replay(int argc, char **argv)
 	                                     {"format", required_argument, NULL, 'F'},
 	                                     {"notify", no_argument, NULL, 'n'},
 	                                     {"help", no_argument, NULL, 'h'},
+	                                     {"version", no_argument, NULL, 'V'},
 	                                     {NULL, 0, NULL, 0}};
 	const char *path = getenv("DMARCWATCH_CONFIG");
 	if (path == NULL || *path == '\0')
@@ -1140,7 +1145,7 @@ cmd_replay(int argc, char **argv)
 	struct dw_replay_opts ro = {.now = (int64_t)time(NULL)};
 	struct replay_out out = {0};
 	int c;
-	while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:hV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': path = optarg; break;
 		case 'f': ro.from = optarg; break;
@@ -1154,6 +1159,7 @@ cmd_replay(int argc, char **argv)
 			break;
 		case 'n': out.notify = 1; break;
 		case 'h': usage_replay(stdout); return 0;
+		case 'V': return version();
 		default: usage_replay(stderr); return EXIT_USAGE;
 		}
 	}
@@ -1209,18 +1215,20 @@ cmd_digest(int argc, char **argv)
 	                                     {"dry-run", no_argument, NULL, 'n'},
 	                                     {"csv", no_argument, NULL, 'C'},
 	                                     {"help", no_argument, NULL, 'h'},
+	                                     {"version", no_argument, NULL, 'V'},
 	                                     {NULL, 0, NULL, 0}};
 	const char *path = getenv("DMARCWATCH_CONFIG"), *date = NULL;
 	if (path == NULL || *path == '\0')
 		path = DEFAULT_CONFIG;
 	int dry = 0, csv = 0, c;
-	while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:hV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': path = optarg; break;
 		case 'd': date = optarg; break;
 		case 'n': dry = 1; break;
 		case 'C': csv = 1; break;
 		case 'h': usage_digest(stdout); return 0;
+		case 'V': return version();
 		default: usage_digest(stderr); return EXIT_USAGE;
 		}
 	}

@@ -19,6 +19,11 @@
  * send its request and 5 s to take the answer. The thread never touches
  * the database; it serves a copy of the latest rendered text.
  */
+/* accept4, pipe2, mkostemp: descriptors born close-on-exec, so a process
+ * a notifier starts meanwhile never inherits them. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
 #include "dw/metrics.h"
 #include "dw/util.h"
 
@@ -621,13 +626,12 @@ write_atomic(const char *path, const char *text, size_t len, char *err, size_t e
 	const char *base = slash == NULL ? path : slash + 1;
 	char *tmp = xasprintf("%s/.%s.XXXXXX", dir, base);
 	int rc = DW_OK;
-	int fd = mkstemp(tmp);
+	int fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0) {
 		rc = dw_err(err, errlen, DW_E_SYS, "metrics_file %s: cannot create a temporary file in %s: %s", path, dir,
 		            strerror(errno));
 		goto out;
 	}
-	(void)fcntl(fd, F_SETFD, FD_CLOEXEC);
 	const char *what = NULL;
 	if (fchmod(fd, 0644) != 0)
 		what = "cannot set its mode";
@@ -848,7 +852,7 @@ listener_main(void *arg)
 			break;
 		if (!(p[0].revents & POLLIN))
 			continue;
-		int fd = accept(m->lfd, NULL, NULL);
+		int fd = accept4(m->lfd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd < 0) {
 			/* Out of descriptors: do not spin on a listening socket that
 			 * stays readable; try again in a moment. */
@@ -859,7 +863,6 @@ listener_main(void *arg)
 			}
 			continue;
 		}
-		(void)fcntl(fd, F_SETFD, FD_CLOEXEC);
 		serve_one(m, fd);
 		shutdown(fd, SHUT_WR);
 		close(fd);
@@ -891,10 +894,8 @@ listen_start(struct dw_metrics *m, const char *spec, char *err, size_t errlen)
 	if (getsockname(m->lfd, (struct sockaddr *)&bound, &bl) == 0)
 		m->port = ntohs(bound.ss_family == AF_INET ? ((struct sockaddr_in *)&bound)->sin_port
 		                                           : ((struct sockaddr_in6 *)&bound)->sin6_port);
-	if (pipe(m->stop) != 0)
+	if (pipe2(m->stop, O_CLOEXEC) != 0)
 		return dw_err(err, errlen, DW_E_SYS, "metrics_listen: cannot create a pipe: %s", strerror(errno));
-	(void)fcntl(m->stop[0], F_SETFD, FD_CLOEXEC);
-	(void)fcntl(m->stop[1], F_SETFD, FD_CLOEXEC);
 	/* Signals belong to the main thread: block them in the listener. */
 	sigset_t block, old;
 	sigemptyset(&block);

@@ -4,10 +4,11 @@
 
 out=$("$DMARCWATCH" --version); ok $? "--version exits 0"
 like "$out" "dmarcwatch " "--version prints the name and version"
-for c in parse import report; do
+for c in parse import report run check-config test-notify outbox replay digest; do
 	out=$("$DMARCWATCH" $c --help); ok $? "$c --help exits 0"
 	like "$out" "usage: dmarcwatch $c" "$c --help prints its usage"
 	out=$("$DMARCWATCH" $c --version); ok $? "$c --version exits 0"
+	like "$out" "dmarcwatch " "$c --version prints the version"
 done
 "$DMARCWATCH" >/dev/null 2>&1; is $? 2 "no command: exit 2"
 out=$("$DMARCWATCH" frobnicate 2>&1); is $? 2 "unknown command: exit 2"
