@@ -272,24 +272,30 @@ name_cmp(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* The files to import, in order: directories walked depth first, names
+ * sorted, hidden ones skipped. One walk serves both the progress line's
+ * total and the import; what cannot be walked is reported here. */
+struct file_list {
+	char **v;
+	size_t n;
+};
+
 static void
-import_tree(struct import_run *ir, const char *path, int depth)
+list_tree(struct import_run *ir, const char *path, int depth, struct file_list *fl)
 {
 	struct stat st;
 	if (strcmp(path, "-") == 0 || stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) {
-		import_file(ir, path);
-		dw_progress_step(ir->prog, 1);
+		fl->v = xreallocarray(fl->v, fl->n + 1, sizeof *fl->v);
+		fl->v[fl->n++] = xstrdup(path);
 		return;
 	}
 	if (depth > 32) {
-		dw_progress_clear(ir->prog);
 		fprintf(stderr, "%s: %s: directories nested too deep (over 32 levels); skipped\n", progname, path);
 		ir->item_failures++;
 		return;
 	}
 	DIR *d = opendir(path);
 	if (d == NULL) {
-		dw_progress_clear(ir->prog);
 		fprintf(stderr, "%s: %s: cannot open directory: %s\n", progname, path, strerror(errno));
 		ir->item_failures++;
 		return;
@@ -306,37 +312,10 @@ import_tree(struct import_run *ir, const char *path, int depth)
 	closedir(d);
 	qsort(names, n, sizeof *names, name_cmp);
 	for (size_t i = 0; i < n; i++) {
-		if (!ir->store_dead)
-			import_tree(ir, names[i], depth + 1);
+		list_tree(ir, names[i], depth + 1, fl);
 		free(names[i]);
 	}
 	free(names);
-}
-
-/* The files import_tree will import under path (the same walk, without
- * reporting anything): the progress line's total. */
-static uint64_t
-count_tree(const char *path, int depth)
-{
-	struct stat st;
-	if (strcmp(path, "-") == 0 || stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
-		return 1;
-	if (depth > 32)
-		return 0;
-	DIR *d = opendir(path);
-	if (d == NULL)
-		return 0;
-	uint64_t n = 0;
-	struct dirent *de;
-	while ((de = readdir(d)) != NULL) {
-		if (de->d_name[0] == '.')
-			continue;
-		char *sub = xasprintf("%s/%s", path, de->d_name);
-		n += count_tree(sub, depth + 1);
-		free(sub);
-	}
-	closedir(d);
-	return n;
 }
 
 static int
@@ -393,15 +372,19 @@ cmd_import(int argc, char **argv)
 		return 1;
 	}
 	dw_store_bulk_cache(ir.store);
-	/* Counting costs a second walk of the tree: only for a terminal. */
-	if ((ir.prog = dw_progress_new(stderr, "files", 0, 0)) != NULL) {
-		uint64_t nfiles = 0;
-		for (int i = optind; i < argc; i++)
-			nfiles += count_tree(argv[i], 0);
-		dw_progress_add_total(ir.prog, nfiles);
+	struct file_list fl = {0};
+	for (int i = optind; i < argc; i++)
+		list_tree(&ir, argv[i], 0, &fl);
+	ir.prog = dw_progress_new(stderr, "files", 0, 0);
+	dw_progress_add_total(ir.prog, fl.n); /* drawn now: "0/N files" */
+	for (size_t i = 0; i < fl.n; i++) {
+		if (!ir.store_dead) {
+			import_file(&ir, fl.v[i]);
+			dw_progress_step(ir.prog, 1);
+		}
+		free(fl.v[i]);
 	}
-	for (int i = optind; i < argc && !ir.store_dead; i++)
-		import_tree(&ir, argv[i], 0);
+	free(fl.v);
 	dw_progress_done(ir.prog);
 	ir.prog = NULL;
 	dw_store_close(ir.store);
