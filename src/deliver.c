@@ -35,6 +35,9 @@
  * for it to come back (renamed back, or a reverted edit): the default
  * max_age of a notifier. */
 #define STRAY_MAX_AGE DW_NOTIFIER_MAX_AGE_DEFAULT
+/* How often they are looked at: an age of a day needs no finer clock, and
+ * the dispatcher wakes every few seconds. */
+#define STRAYS_EVERY_MS (60 * 1000)
 
 enum wstate { W_IDLE, W_BUSY, W_DONE };
 
@@ -81,6 +84,7 @@ struct dw_deliver {
 	const char **names;
 	size_t nnames;
 	int strays_failed;                /* the last look failed (logged once) */
+	int64_t last_strays;              /* dw_mono_ms() of the last look; 0: never */
 };
 
 static void
@@ -264,9 +268,9 @@ stray_dead(const struct dw_outbox_entry *e, void *arg)
 	return 0;
 }
 
-/* Each pass: dead-letter the stray entries older than STRAY_MAX_AGE. Rows
- * of configured notifiers are never looked at; a stray whose notifier
- * comes back before then is delivered as usual. */
+/* At most every STRAYS_EVERY_MS: dead-letter the stray entries older
+ * than STRAY_MAX_AGE. Rows of configured notifiers are never looked at;
+ * a stray whose notifier comes back before then is delivered as usual. */
 static void
 expire_strays(struct dw_deliver *d)
 {
@@ -423,7 +427,9 @@ dispatcher_main(void *arg)
 					wake = at;
 			}
 		}
-		if (d->strays_on && !d->stop) {
+		if (d->strays_on && !d->stop &&
+		    (d->last_strays == 0 || dw_mono_ms() - d->last_strays >= STRAYS_EVERY_MS)) {
+			d->last_strays = dw_mono_ms();
 			pthread_mutex_unlock(&d->mu);
 			expire_strays(d);
 			pthread_mutex_lock(&d->mu);
