@@ -51,6 +51,21 @@ done_testing() { echo "1..$_n"; [ "$_failed" -eq 0 ]; }
 # jq-like field access without jq: jget JSON-LINE EXPR (python expression on `d`)
 jget() { python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(eval(sys.argv[2]))' "$1" "$2"; }
 
+# seed_maildir DIR MAILS [MKMAIL-OPTIONS]: a Maildir at DIR holding the
+# mails tests/integration/mkmail.py writes to MAILS, delivered in order
+# (file names and mtimes 1700000001, ...); mkmail's expectations JSON on stdout.
+seed_maildir() {
+	local md=$1 mails=$2 i=0 f
+	shift 2
+	mkdir -p "$md/cur" "$md/new" "$md/tmp"
+	python3 "$ROOT/tests/integration/mkmail.py" "$mails" "$@" || return 1
+	for f in "$mails"/*.eml; do
+		i=$((i + 1))
+		cp "$f" "$md/new/$((1700000000 + i)).M$i.test"
+		touch -d "@$((1700000000 + i))" "$md/new/$((1700000000 + i)).M$i.test"
+	done
+}
+
 # wait_for SECONDS COMMAND [ARGS]: run COMMAND every 0.1 s until it succeeds;
 # 1 if it never did. Pass a function or `sh -c '...'` when the condition
 # must be re-evaluated (arguments are expanded once, by the caller).

@@ -4,15 +4,8 @@
 . "$(dirname "$0")/lib.sh"
 
 md="$T/Maildir"
-mkdir -p "$md/cur" "$md/new" "$md/tmp"
-python3 tests/integration/mkmail.py "$T/mails" >"$T/expect.json"
+seed_maildir "$md" "$T/mails" >"$T/expect.json"
 want=$(jget "$(cat "$T/expect.json")" 'd["messages"]')
-i=0
-for f in "$T"/mails/*.eml; do
-	i=$((i + 1))
-	cp "$f" "$md/new/170000000$i.M$i.test"
-	touch -d "@$((1700000000 + i))" "$md/new/170000000$i.M$i.test"
-done
 cat >"$T/a.yaml" <<YAML
 state_dir: $T/state
 accounts:

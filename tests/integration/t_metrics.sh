@@ -8,14 +8,9 @@
 export DMARCWATCH_ALLOW_ROOT=1
 
 md="$T/Maildir"
-mkdir -p "$md/cur" "$md/new" "$md/tmp" "$T/textfile"
-python3 tests/integration/mkmail.py "$T/mails" >"$T/expect.json"
+mkdir -p "$T/textfile"
+seed_maildir "$md" "$T/mails" >"$T/expect.json"
 want_reports=$(jget "$(cat "$T/expect.json")" 'd["reports"]')
-i=0
-for f in "$T"/mails/*.eml; do
-	i=$((i + 1))
-	cp "$f" "$md/new/170000000$i.M$i.test"
-done
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 prom="$T/textfile/dmarcwatch.prom"
 cat >"$T/a.yaml" <<YAML

@@ -99,25 +99,10 @@ is "$(grep -c '^imported ' "$T/imp.screen")" 1 "import: the summary line on the 
 is "$(grep '^imported ' "$T/imp.screen")" "$(grep '^imported ' "$T/imp.out")" "import: the same summary either way"
 
 # ---- run --once on two maildir accounts ----
-mkmaildir() { mkdir -p "$1/cur" "$1/new" "$1/tmp"; }
-seed() { # seed MAILDIR DIR-OF-EML: the mails into new/, one second apart
-	python3 - "$1" "$2" <<'PY'
-import os, shutil, sys
-md, src = sys.argv[1:3]
-for i, name in enumerate(sorted(os.listdir(src)), 1):
-    dst = os.path.join(md, "new", "%d.M%d.test" % (1700000000 + i, i))
-    shutil.copyfile(os.path.join(src, name), dst)
-    os.utime(dst, (1700000000 + i, 1700000000 + i))
-PY
-}
-python3 tests/integration/mkmail.py "$T/mails" >/dev/null
-python3 tests/integration/mkmail.py "$T/bulk" --bulk 300 >/dev/null
-nmails=$(ls "$T/mails" | wc -l)
 for v in tty plain; do
-	mkmaildir "$T/$v/md1"
-	mkmaildir "$T/$v/md2"
-	seed "$T/$v/md1" "$T/mails"
-	seed "$T/$v/md2" "$T/bulk"
+	seed_maildir "$T/$v/md1" "$T/$v/mails" >/dev/null
+	seed_maildir "$T/$v/md2" "$T/$v/bulk" --bulk 300 >/dev/null
+	nmails=$(ls "$T/$v/mails" | wc -l)
 	cat >"$T/$v/a.yaml" <<YAML
 state_dir: $T/$v/state
 accounts:
@@ -171,7 +156,7 @@ fi
 printf '%s\n' "$DOVECOT_PASS" >"$T/pass"
 chmod 600 "$T/pass"
 imap_cmd create Reports
-imap_cmd append Reports "$T"/mails/*.eml "$T"/bulk/*.eml
+imap_cmd append Reports "$T"/tty/mails/*.eml "$T"/tty/bulk/*.eml
 cat >"$T/imap.yaml" <<YAML
 state_dir: $T/imapstate
 accounts:
